@@ -50,7 +50,7 @@ class Problem:
     def format(self) -> str:
         text = f"{self.location()}: {self.message}"
         if self.hint:
-            text += f" ({self.hint})"
+            text += f" — {self.hint}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,13 +81,27 @@ class SynthLabError(Exception):
 
 
 class ProblemsError(SynthLabError):
-    """An error made of several located problems, all found before raising once."""
+    """An error made of several located problems, all found before raising once.
 
-    def __init__(self, title: str, problems: Sequence[Problem], *, hint: str = "") -> None:
+    When ``source`` (the text the line numbers refer to) is given, each problem is shown with
+    its line and a caret under the column.
+    """
+
+    def __init__(
+        self, title: str, problems: Sequence[Problem], *, hint: str = "", source: str | None = None
+    ) -> None:
         self.title = title
         self.problems: list[Problem] = list(problems)
+        self.source = source
         errors = [p for p in self.problems if p.severity == "error"]
-        lines = [title] + [f"  {p.format()}" for p in errors]
+        lines = [title]
+        source_lines = source.splitlines() if source is not None else []
+        for p in errors:
+            lines.append(f"  {p.format()}")
+            if p.line is not None and 0 < p.line <= len(source_lines):
+                lines.append(f"    | {source_lines[p.line - 1]}")
+                if p.col:
+                    lines.append(f"    | {' ' * (p.col - 1)}^")
         super().__init__("\n".join(lines), hint=hint)
 
     @property

@@ -35,7 +35,9 @@ class SFTConfig(schema.ConfigModel):
         if not isinstance(config, cls) or any(p.severity == "error" for p in problems):
             where = f" in {path}" if path else ""
             errors = sum(p.severity == "error" for p in problems)
-            raise ConfigError(f"Invalid SFT config{where}: {errors} problem(s)", problems)
+            raise ConfigError(
+                f"Invalid SFT config{where}: {errors} problem(s)", problems, source=text
+            )
         config._source = text
         config._path = Path(path) if path is not None else None
         config._warnings = tuple(problems)
@@ -98,6 +100,12 @@ class SFTConfig(schema.ConfigModel):
         from synth_lab._files import atomic_write_text
 
         return atomic_write_text(path, self.to_toml())
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """The config card: text for terminals, HTML for notebooks."""
+        from synth_lab.report import config_html, config_text
+
+        return {"text/plain": config_text(self), "text/html": config_html(self)}
 
     @property
     def path(self) -> Path | None:

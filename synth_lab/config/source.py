@@ -85,7 +85,8 @@ def parse_toml(text: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("Invalid TOML", [_syntax_problem(text, str(exc))]) from None
+        problem = _syntax_problem(text, str(exc))
+        raise ConfigError("Invalid TOML", [problem], source=text) from None
 
 
 def _syntax_problem(text: str, reason: str) -> Problem:

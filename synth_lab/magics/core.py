@@ -1,0 +1,242 @@
+"""The magics: thin adapters that parse arguments and call public synth-lab functions.
+
+Everything a magic does can be done from plain Python: ``%%sft_config`` is
+:meth:`SFTConfig.from_toml`, ``%sft_train --dry-run`` is :func:`synth_lab.dryrun.dry_run`,
+``%sft_data`` is :meth:`synth_lab.data.dataset.Dataset.load`. Heavy modules are imported
+inside the handlers, so ``%load_ext synth_lab`` stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Unicode, observe
+
+from synth_lab import errors
+from synth_lab.errors import SynthLabError
+
+DEFAULT_CONFIG_NAME = "sft_config"
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """``%sft_train`` arguments, typed."""
+
+    config: str | None
+    dataset: str | None
+    examples: int | None
+    dry_run: bool
+    local: bool
+    remote: bool
+    backend: str | None
+    name: str | None
+    output_dir: str | None
+    max_steps: int | None
+    resume: bool
+    nproc: int | None
+    attach: str | None
+    wait: bool
+
+    @classmethod
+    def parse(cls, args: Any) -> TrainArgs:
+        return cls(
+            config=args.config,
+            dataset=args.dataset,
+            examples=args.examples,
+            dry_run=args.dry_run,
+            local=args.local,
+            remote=args.remote,
+            backend=args.backend,
+            name=args.name,
+            output_dir=args.output_dir,
+            max_steps=args.max_steps,
+            resume=args.resume,
+            nproc=args.nproc,
+            attach=args.attach,
+            wait=not args.no_wait,
+        )
+
+
+@magics_class
+class SynthLabMagics(Magics):
+    """``%%sft_config``, ``%sft_train`` and ``%sft_data``. Settings: ``%config SynthLabMagics``."""
+
+    full_tracebacks = Bool(
+        False, help="Show full Python tracebacks for synth-lab errors instead of short messages."
+    ).tag(config=True)
+    backend = Unicode(
+        "", help="Default learning API base URL for %sft_train --remote (else the environment)."
+    ).tag(config=True)
+
+    @observe("full_tracebacks")
+    def _tracebacks_changed(self, change: dict[str, Any]) -> None:
+        errors.SHOW_TRACEBACKS = bool(change["new"])
+
+    def close(self) -> None:
+        """Release what the magics hold (called by ``%unload_ext``)."""
+        errors.SHOW_TRACEBACKS = False
+
+    # -- %%sft_config ---------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("name", nargs="?", default=DEFAULT_CONFIG_NAME, help="variable to bind the config to")
+    @argument("--save", metavar="PATH", help="also write the TOML to PATH")
+    @cell_magic
+    def sft_config(self, line: str, cell: str) -> Any:
+        """Validate the cell body (the synth-ai SFT TOML) and bind it to NAME.
+
+        The config is shown as a compact card. Problems are reported with their line:col inside
+        the cell, the offending line and a did-you-mean hint; the cell then fails.
+
+        Example::
+
+            %%sft_config my_cfg --save sft.toml
+            [job]
+            model = "Qwen/Qwen3-0.6B"
+        """
+        args = parse_argstring(self.sft_config, line)
+        from synth_lab.config import SFTConfig
+
+        if not args.name.isidentifier():
+            raise SynthLabError(
+                f"'{args.name}' is not a valid Python variable name",
+                hint="use e.g. %%sft_config my_config",
+            )
+        config = SFTConfig.from_toml(cell)
+        if args.save:
+            config.save(args.save)
+        self.shell.user_ns[args.name] = config
+        return config
+
+    # -- %sft_train -----------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument(
+        "--config", help=f"config variable name or TOML path (default: {DEFAULT_CONFIG_NAME})"
+    )
+    @argument("--dataset", help="training JSONL (overrides [job].data)")
+    @argument("--examples", type=int, help="use only the first N records of the training file")
+    @argument("--dry-run", action="store_true", help="validate and show the payload; send nothing")
+    @argument("--local", action="store_true", help="train here, in this kernel's machine")
+    @argument("--remote", action="store_true", help="submit to the learning API")
+    @argument("--backend", help="learning API base URL for --remote")
+    @argument("--name", help="variable to bind the result to")
+    @argument("--output-dir", help="--local: where checkpoints and the model go")
+    @argument("--max-steps", type=int, help="--local: stop after N optimizer steps")
+    @argument("--resume", action="store_true", help="--local: continue from the last checkpoint")
+    @argument("--nproc", type=int, help="--local: worker processes (CPU: gloo)")
+    @argument("--attach", metavar="JOB_ID", help="--remote: watch an existing job")
+    @argument("--no-wait", action="store_true", help="--remote: submit and return at once")
+    @line_magic
+    def sft_train(self, line: str) -> Any:
+        """Check (``--dry-run``) or run an SFT job from a config made with ``%%sft_config``.
+
+        Examples::
+
+            %sft_train --dry-run --dataset train.jsonl --examples 100
+            %sft_train --local --config my_cfg --dataset train.jsonl --max-steps 20
+        """
+        opts = TrainArgs.parse(parse_argstring(self.sft_train, line))
+        if opts.local and opts.remote:
+            raise SynthLabError("--local and --remote exclude each other", hint="pick one")
+        if opts.examples is not None and opts.examples <= 0:
+            raise SynthLabError(
+                f"--examples must be a positive number, got {opts.examples}",
+                hint="--examples N keeps the first N records of the training file",
+            )
+        if opts.dry_run:
+            result = self._dry_run(opts)
+        elif opts.local:
+            result = self._train_local(opts)
+        else:
+            result = self._train_remote(opts)
+        if opts.name:
+            self.shell.user_ns[opts.name] = result
+        return result
+
+    def _config(self, opts: TrainArgs) -> Any:
+        from synth_lab.config import SFTConfig, load_config
+
+        ref = opts.config or DEFAULT_CONFIG_NAME
+        value = self.shell.user_ns.get(ref)
+        if isinstance(value, SFTConfig):
+            return value
+        if value is not None:
+            raise SynthLabError(
+                f"'{ref}' is a {type(value).__name__}, not an SFT config",
+                hint="create one with %%sft_config NAME, or pass --config path/to/config.toml",
+            )
+        if opts.config is None:
+            raise SynthLabError(
+                "no config given and no variable named 'sft_config'",
+                hint="run a %%sft_config cell first, or pass --config NAME_OR_PATH",
+            )
+        return load_config(opts.config)
+
+    def _dry_run(self, opts: TrainArgs) -> Any:
+        from IPython.display import display
+
+        from synth_lab.dryrun import dry_run
+
+        run = dry_run(self._config(opts), opts.dataset, examples=opts.examples)
+        if not run.ok:
+            display(run)
+            run.raise_for_errors()
+        return run
+
+    def _train_local(self, opts: TrainArgs) -> Any:
+        from synth_lab.train import run
+
+        return run(
+            self._config(opts),
+            opts.dataset,
+            output_dir=opts.output_dir,
+            max_steps=opts.max_steps,
+            resume=opts.resume,
+            nproc=opts.nproc,
+            examples=opts.examples,
+            live=True,
+        )
+
+    def _train_remote(self, opts: TrainArgs) -> Any:
+        from synth_lab.client import remote
+
+        backend = opts.backend or self.backend or None
+        if opts.attach:
+            return remote.attach(opts.attach, backend=backend, live=True)
+        return remote.submit(
+            self._config(opts),
+            opts.dataset,
+            examples=opts.examples,
+            backend=backend,
+            wait=opts.wait,
+            live=True,
+        )
+
+    # -- %sft_data ------------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("path", help="chat JSONL file")
+    @argument("--examples", type=int, help="load only the first N records")
+    @line_magic
+    def sft_data(self, line: str) -> Any:
+        """Load a chat JSONL file as a :class:`~synth_lab.data.dataset.Dataset` (a DataFrame view).
+
+        Example::
+
+            ds = %sft_data train.jsonl --examples 500
+            ds.df.head()
+        """
+        args = parse_argstring(self.sft_data, line)
+        from synth_lab.data.dataset import Dataset
+
+        if args.examples is not None and args.examples <= 0:
+            raise SynthLabError(
+                f"--examples must be a positive number, got {args.examples}",
+                hint="--examples N keeps the first N records",
+            )
+        dataset = Dataset.load(args.path)
+        return dataset.head(args.examples) if args.examples is not None else dataset

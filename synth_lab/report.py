@@ -1,0 +1,180 @@
+"""Text and HTML renderings of configs and dry runs (pure functions, every string escaped)."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from synth_lab.config import SFTConfig
+    from synth_lab.dryrun import DryRun
+    from synth_lab.errors import Problem
+
+MAX_PROBLEMS_SHOWN = 50
+
+_MODE = {"full_finetune": "full finetune", "lora": "LoRA", "qlora": "QLoRA (4-bit NF4 + LoRA)"}
+
+
+def config_rows(config: SFTConfig) -> list[tuple[str, str]]:
+    """The config at a glance: (label, value) rows shared by the text and HTML views."""
+    c = config
+    hp = c.hyperparameters
+    compute = c.compute
+    if compute and compute.gpu_type:
+        gpus = f"{c.world_size} × {compute.gpu_type}"
+    else:
+        gpus = f"{c.world_size} GPU(s), type not set" if c.world_size > 1 else "one device"
+    nodes = compute.nodes if compute and compute.nodes else 1
+    mode = _MODE[c.train_mode]
+    if c.train_mode != "full_finetune":
+        lora = c.lora
+        mode += f" (r={lora.r}, alpha={lora.alpha:g}, dropout={lora.dropout:g})"
+    v = c.validation
+    if c.training and c.training.validation and v.enabled:
+        every = f"every {v.eval_steps} steps" if v.eval_steps else "backend default interval"
+        best = f", keep best by {v.metric_for_best_model}" if v.save_best_model_at_end else ""
+        validation = f"{every}{best}"
+    elif c.training and c.training.validation:
+        validation = "disabled"
+    else:
+        validation = "not configured"
+    rows = [
+        ("Model", c.job.model),
+        ("Mode", mode),
+        ("Compute", f"{gpus} on {nodes} node(s), world size {c.world_size}"),
+        ("Parallelism", f"{c.strategy}, {c.precision}"),
+        (
+            "Batch",
+            f"{c.per_device_batch} per device × {c.gradient_accumulation_steps} accumulation × "
+            f"{c.world_size} = global batch {c.global_batch}",
+        ),
+        ("Epochs", str(hp.n_epochs)),
+        ("Learning rate", _num(hp.learning_rate) + f", warmup ratio {_num(hp.warmup_ratio)}"),
+        ("Sequence length", _num(hp.sequence_length)),
+        ("Validation", validation),
+    ]
+    if c.validation_path:
+        rows.append(("Validation data", c.validation_path))
+    return rows
+
+
+def config_text(config: SFTConfig) -> str:
+    """The config card for terminals."""
+    lines = ["SFT config"] + [f"  {label:16} {value}" for label, value in config_rows(config)]
+    lines += [f"  warning: {p.format()}" for p in config.warnings]
+    return "\n".join(lines)
+
+
+def _num(value: float | int | None) -> str:
+    return "default" if value is None else f"{value:g}"
+
+
+def format_problem(source: str, problem: Problem) -> str:
+    where = problem.location() if source == "config" else f"line {problem.line}"
+    if source != "config" and problem.path:
+        where += f" {problem.path}"
+    text = f"{problem.severity:7} {source:10} {where}: {problem.message}"
+    return text + (f" — {problem.hint}" if problem.hint else "")
+
+
+def format_dry_run(run: DryRun) -> str:
+    """The dry-run report for terminals."""
+    s = run.summary()
+    lines = ["Dry run: nothing was sent.", ""]
+    if run.config.path:
+        lines.append(f"{'Config':16} {run.config.path}")
+    lines += [f"{label:16} {value}" for label, value in config_rows(run.config)]
+    used = f"{s['records']} records"
+    if run.examples is not None:
+        used += f" (first {run.examples} lines, --examples {run.examples})"
+    lines.append(f"{'Dataset':16} {run.training.path or '-'}: {used}")
+    if run.validation:
+        lines.append(f"{'Validation set':16} {run.validation.path}: {s['validation_records']}")
+    lines.append(
+        f"{'Steps':16} {s['steps_per_epoch']} per epoch × {s['n_epochs']} epoch(s) = "
+        f"{s['total_steps']} steps, {s['warmup_steps']} warmup"
+    )
+    problems = run.problems
+    errors = sum(p.severity == "error" for _, p in problems)
+    lines += ["", f"Problems: {errors} error(s), {len(problems) - errors} warning(s)"]
+    for source, problem in problems[:MAX_PROBLEMS_SHOWN]:
+        lines.append("  " + format_problem(source, problem))
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        lines.append(f"  … and {len(problems) - MAX_PROBLEMS_SHOWN} more (use --json for all)")
+    if run.dropped_keys:
+        lines += ["", "Not sent to the remote backend:"]
+        lines += [f"  {k}: {r}" for k, r in run.not_sent_reasons().items()]
+    lines += ["", "Payload (POST /learning/jobs):", json.dumps(run.payload, indent=2)]
+    return "\n".join(lines)
+
+
+_CSS = (
+    "<style>.sl-card{font-family:var(--jp-ui-font-family,sans-serif);font-size:13px}"
+    ".sl-card table{border-collapse:collapse}.sl-card td,.sl-card th{padding:2px 10px 2px 0;"
+    "text-align:left;vertical-align:top}.sl-card th{font-weight:600}"
+    ".sl-error{color:#b00020}.sl-warning{color:#8a6d00}.sl-card pre{max-height:24em;"
+    "overflow:auto;background:var(--jp-layout-color2,#f5f5f5);padding:6px}</style>"
+)
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def problems_html(problems: list[tuple[str, Problem]]) -> str:
+    if not problems:
+        return "<p>No problems found.</p>"
+    head = "<tr><th>severity</th><th>source</th><th>where</th><th>message</th><th>hint</th></tr>"
+    body = []
+    for source, p in problems[:MAX_PROBLEMS_SHOWN]:
+        where = f"{p.line or ''}{':' + str(p.col) if p.col else ''} {p.path}".strip()
+        body.append(
+            f"<tr class='sl-{p.severity}'><td>{p.severity}</td><td>{escape(source)}</td>"
+            f"<td>{escape(where)}</td><td>{escape(p.message)}</td><td>{escape(p.hint)}</td></tr>"
+        )
+    more = len(problems) - MAX_PROBLEMS_SHOWN
+    tail = f"<p>… and {more} more.</p>" if more > 0 else ""
+    return f"<table>{head}{''.join(body)}</table>{tail}"
+
+
+def config_html(config: SFTConfig) -> str:
+    """The compact config card shown by ``%%sft_config``."""
+    warnings = [("config", p) for p in config.warnings]
+    parts = [_CSS, "<div class='sl-card'><b>SFT config</b>", _table(config_rows(config))]
+    if warnings:
+        parts += ["<b>Warnings</b>", problems_html(warnings)]
+    return "".join(parts) + "</div>"
+
+
+def dry_run_html(run: DryRun) -> str:
+    s = run.summary()
+    rows = config_rows(run.config)
+    rows.append(("Dataset", f"{run.training.path or '-'}: {s['records']} records"))
+    if run.validation:
+        rows.append(("Validation set", f"{run.validation.path}: {s['validation_records']}"))
+    rows.append(
+        (
+            "Steps",
+            f"{s['steps_per_epoch']} per epoch × {s['n_epochs']} = {s['total_steps']} steps, "
+            f"{s['warmup_steps']} warmup",
+        )
+    )
+    payload = escape(json.dumps(run.payload, indent=2))
+    dropped = "".join(
+        f"<li><code>{escape(k)}</code>: {escape(r)}</li>" for k, r in run.not_sent_reasons().items()
+    )
+    status = "ready to submit" if run.ok else f"{len(run.errors)} error(s)"
+    return "".join(
+        [
+            _CSS,
+            f"<div class='sl-card'><b>Dry run</b> — nothing was sent; {escape(status)}.",
+            _table(rows),
+            "<b>Problems</b>",
+            problems_html(run.problems),
+            f"<b>Not sent to the remote backend</b><ul>{dropped}</ul>" if dropped else "",
+            "<details><summary>Payload (POST /learning/jobs)</summary>",
+            f"<pre>{payload}</pre></details></div>",
+        ]
+    )

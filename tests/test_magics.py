@@ -1,0 +1,151 @@
+"""The magics through a real IPython InteractiveShell with the extension loaded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import GOLDEN, chat, write_jsonl
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from synth_lab import errors
+from synth_lab.config import ConfigError, SFTConfig
+from synth_lab.dryrun import DryRun
+
+SEED_TOML = (GOLDEN / "seed_minimal_fft_qwen3_4b.toml").read_text()
+
+
+@pytest.fixture
+def shell() -> Iterator[InteractiveShell]:
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "synth_lab")
+    yield ip
+    ip.run_line_magic("unload_ext", "synth_lab")
+    ip.reset()
+    errors.SHOW_TRACEBACKS = False
+
+
+def run(shell: InteractiveShell, code: str):
+    with capture_output() as captured:
+        result = shell.run_cell(code)
+    return result, captured
+
+
+def test_sft_config_binds_a_validated_config(shell: InteractiveShell) -> None:
+    result, _ = run(shell, f"%%sft_config my_cfg\n{SEED_TOML}")
+    assert result.success
+    config = shell.user_ns["my_cfg"]
+    assert isinstance(config, SFTConfig)
+    assert config.global_batch == 512
+    assert result.result is config
+    bundle = config._repr_mimebundle_()
+    assert "DeepSpeed ZeRO-3" in bundle["text/html"] and "world size 4" in bundle["text/plain"]
+
+
+def test_sft_config_default_name_and_save(shell: InteractiveShell, tmp_path: Path) -> None:
+    target = tmp_path / "cfg.toml"
+    result, _ = run(shell, f"%%sft_config --save {target}\n{SEED_TOML}")
+    assert result.success
+    assert isinstance(shell.user_ns["sft_config"], SFTConfig)
+    assert target.read_text() == SEED_TOML
+
+
+def test_bad_cell_fails_with_a_short_located_message(shell: InteractiveShell) -> None:
+    cell = '%%sft_config bad\n[job]\nmodel = "m"\n[hyperparameters]\nlearning_rat = 1e-5\n'
+    result, captured = run(shell, cell)
+    assert not result.success
+    assert isinstance(result.error_in_exec, ConfigError)
+    assert "bad" not in shell.user_ns
+    # line 4 of the cell body, the offending line, the suggestion; no Python traceback
+    assert "4:1" in captured.stdout + captured.stderr
+    text = captured.stdout + captured.stderr
+    assert "learning_rat = 1e-5" in text
+    assert "did you mean 'learning_rate'" in text
+    assert "Traceback" not in text and "File " not in text
+
+
+def test_full_tracebacks_setting(shell: InteractiveShell) -> None:
+    shell.run_line_magic("config", "SynthLabMagics.full_tracebacks = True")
+    result, captured = run(shell, '%%sft_config bad\n[job]\nmodel = "m"\nx = 1\n')
+    assert not result.success
+    assert "Traceback" in captured.stdout + captured.stderr
+
+
+def test_dry_run_returns_a_dry_run(shell: InteractiveShell, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(f"q{i}") for i in range(1030)])
+    run(shell, f"%%sft_config cfg\n{SEED_TOML}")
+    result, _ = run(shell, f"%sft_train --dry-run --config cfg --dataset {data} --name dr")
+    assert result.success, result.error_in_exec
+    dry = result.result
+    assert isinstance(dry, DryRun) and shell.user_ns["dr"] is dry
+    assert dry.records == 1030
+    assert dry.steps_per_epoch == 3 and dry.total_steps == 6 and dry.warmup_steps == 1
+    expected = json.loads((GOLDEN / "seed_minimal_fft_qwen3_4b.payload.json").read_text())
+    assert dry.payload == expected
+    html = dry._repr_mimebundle_()["text/html"]
+    assert "<details>" in html and "file_TRAIN" in html
+    assert list(dry.problems_df.columns)[:3] == ["source", "line", "col"]
+
+
+def test_dry_run_with_examples_and_default_config(shell: InteractiveShell, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(f"q{i}") for i in range(50)])
+    run(shell, f"%%sft_config\n{SEED_TOML}")
+    result, _ = run(shell, f"%sft_train --dry-run --dataset {data} --examples 7")
+    assert result.success
+    assert result.result.records == 7
+
+
+def test_dry_run_with_bad_data_fails_and_shows_problems(
+    shell: InteractiveShell, tmp_path: Path
+) -> None:
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(), {"messages": "hi"}, chat()])
+    run(shell, f"%%sft_config\n{SEED_TOML}")
+    result, captured = run(shell, f"%sft_train --dry-run --dataset {data}")
+    assert not result.success
+    assert isinstance(result.error_in_exec, ConfigError)
+    assert "train.jsonl:2" in captured.stdout + captured.stderr
+
+
+def test_dry_run_without_config_says_what_to_do(shell: InteractiveShell) -> None:
+    result, captured = run(shell, "%sft_train --dry-run")
+    assert not result.success
+    assert "%%sft_config" in captured.stdout + captured.stderr
+
+
+def test_config_path_is_accepted(shell: InteractiveShell, train_jsonl: Path) -> None:
+    path = GOLDEN / "seed_qwen3_32b_fsdp_4xh100.toml"
+    result, _ = run(shell, f"%sft_train --dry-run --config {path} --dataset {train_jsonl}")
+    assert result.success
+    assert result.result.config.global_batch == 64
+
+
+def test_unload_removes_the_magics(shell: InteractiveShell) -> None:
+    shell.run_line_magic("unload_ext", "synth_lab")
+    assert "sft_train" not in shell.magics_manager.magics["line"]
+    assert "sft_config" not in shell.magics_manager.magics["cell"]
+    shell.run_line_magic("load_ext", "synth_lab")
+    assert "sft_train" in shell.magics_manager.magics["line"]
+
+
+def test_help_comes_from_the_docstring(shell: InteractiveShell) -> None:
+    doc = shell.magics_manager.magics["line"]["sft_train"].__doc__
+    assert "--dry-run" in doc and "--examples" in doc
+
+
+def test_load_ext_imports_no_heavy_module() -> None:
+    code = (
+        "import sys, time\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n"
+        "ip.run_line_magic('load_ext', 'synth_lab')\n"
+        "names = ('torch', 'transformers', 'pandas', 'matplotlib')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
