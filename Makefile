@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 
 demo: setup
 	mkdir -p out
-	$(BIN)/python -m synth_lab.demo --output out/01_quickstart.html
+	$(BIN)/python -m synth_lab.demo notebooks/01_quickstart.ipynb --output out/01_quickstart.html
 
 lint: setup
 	$(BIN)/ruff check .

@@ -238,5 +238,4 @@ class SynthLabMagics(Magics):
                 f"--examples must be a positive number, got {args.examples}",
                 hint="--examples N keeps the first N records",
             )
-        dataset = Dataset.load(args.path)
-        return dataset.head(args.examples) if args.examples is not None else dataset
+        return Dataset.load(args.path, limit=args.examples)

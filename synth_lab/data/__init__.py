@@ -1,0 +1,30 @@
+"""Chat JSONL datasets: validation, ``--examples`` subsets, tokenisation and loss masks, the
+``Dataset`` kit.
+
+Attributes resolve lazily so that ``synth_lab.data.validate`` (used by ``--dry-run``) never pulls
+in pandas or transformers.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "Dataset": "synth_lab.data.dataset",
+    "lint_file": "synth_lab.data.validate",
+    "lint_records": "synth_lab.data.validate",
+    "iter_problems": "synth_lab.data.validate",
+    "first_examples": "synth_lab.data.examples",
+    "encode_chat": "synth_lab.data.chat",
+    "load_tokenizer": "synth_lab.data.chat",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'synth_lab.data' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -1,0 +1,578 @@
+"""A chat dataset in a notebook: one table row per record, its problems, and the usual edits.
+
+>>> ds = Dataset.load("train.jsonl").with_tokenizer("synth-lab/tiny-chat", sequence_length=512)
+>>> ds.df.head(); ds.problems; ds.describe(); ds.plot_lengths(); ds.preview(0)
+>>> train, val = ds.dedupe().split(0.1, seed=0)
+>>> train.to_jsonl("train.clean.jsonl")
+
+Records are held in memory as parsed JSON (a notebook dataset). Every operation returns a new
+:class:`Dataset`; records keep the line numbers they had in the file, so problems always point
+at the source. Token counts are computed once per tokenizer, when first needed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from synth_lab._files import atomic_write_bytes
+from synth_lab.data.chat import (
+    IGNORE_INDEX,
+    EncodedChat,
+    content_text,
+    encode_chat,
+    encode_chats,
+    render_chat,
+    resolve_tokenizer,
+)
+from synth_lab.data.validate import Linter
+from synth_lab.errors import DatasetError, Problem
+
+PROBLEM_COLUMNS = ("line", "path", "code", "severity", "message", "hint")
+_CHUNK = 512  # records encoded per batch: bounds memory, keeps batch tokenisation fast
+_HTML_ROWS = 20
+_TRAINED_STYLE = "background:#c8f0c8"
+_CUT_STYLE = "color:#999;text-decoration:line-through"
+
+TokenStats = tuple[int, int, bool, int]  # n_tokens, n_trained, truncated, n_trained_lost
+
+
+def _open(path: str | os.PathLike[str]) -> Any:
+    target = Path(path)
+    if target.is_dir():
+        raise DatasetError(f"Dataset path is a directory, not a file: {target}")
+    try:
+        return target.open("rb")
+    except FileNotFoundError as exc:
+        raise DatasetError(
+            f"Dataset file not found: {target}", hint=f"relative paths start from {Path.cwd()}"
+        ) from exc
+    except OSError as exc:
+        raise DatasetError(f"Cannot open dataset file {target}: {exc}") from exc
+
+
+def _parse_line(raw: bytes) -> tuple[bool, Any]:
+    """``(True, value)`` for a line holding JSON, ``(False, None)`` for blank or broken lines."""
+    try:
+        return True, orjson.loads(raw)
+    except ValueError:
+        pass
+    try:  # what only a lenient parser takes (NaN ...); the linter has warned about it
+        text = raw.decode("utf-8").strip()
+        return (True, json.loads(text)) if text else (False, None)
+    except ValueError:
+        return False, None
+
+
+def _summary(record: Any) -> tuple[int, str, bool, bool, int]:
+    """n_messages, roles, has_system, has_tools, n_chars of one (possibly invalid) record."""
+    if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
+        return 0, "", False, False, 0
+    roles: list[str] = []
+    chars = 0
+    for message in record["messages"]:
+        if isinstance(message, dict):
+            role = message.get("role")
+            roles.append(role if isinstance(role, str) else "?")
+            content = message.get("content")
+            chars += len(content) if isinstance(content, str) else len(content_text(content))
+        else:
+            roles.append("?")
+    return len(roles), ",".join(roles), "system" in roles, bool(record.get("tools")), chars
+
+
+class Dataset:
+    """Chat records with their source line numbers, problems and (optionally) token counts.
+
+    Build one with :meth:`load`, :meth:`from_records` or :meth:`from_dataframe`.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[Any],
+        lines: Sequence[int] | None = None,
+        *,
+        path: str | None = None,
+        problems: list[Problem] | None = None,
+        tokenizer: Any = None,
+        sequence_length: int | None = None,
+        token_stats: list[TokenStats | None] | None = None,
+    ) -> None:
+        self._records = list(records)
+        self._lines = list(lines) if lines is not None else list(range(1, len(self._records) + 1))
+        if len(self._lines) != len(self._records):
+            raise ValueError("records and lines differ in length")
+        self.path = path
+        self.tokenizer = tokenizer
+        self.sequence_length = sequence_length
+        self._lint = problems  # None: lint the records when first asked
+        self._stats = token_stats
+        self._token_warnings: list[Problem] | None = None
+        self._df: pd.DataFrame | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, limit: int | None = None) -> Dataset:
+        """Read a JSONL file in one pass, validating every line as it goes.
+
+        Args:
+            path: The JSONL file.
+            limit: Read only the first ``limit`` records (non-blank lines), like ``--examples``.
+
+        Raises:
+            DatasetError: If the file is missing or unreadable (problems in the data never
+                raise: they are in :attr:`problems`).
+        """
+        linter = Linter()
+        records: list[Any] = []
+        lines: list[int] = []
+        problems: list[Problem] = []
+        with _open(path) as handle:
+            for line, raw in enumerate(handle, start=1):
+                raw = raw.rstrip(b"\n")
+                found = linter.feed_line(raw, line)
+                if found:
+                    problems.extend(found)
+                ok, record = _parse_line(raw)
+                if ok:
+                    records.append(record)
+                    lines.append(line)
+                if limit is not None and linter.records >= limit:
+                    break
+        problems.extend(linter.finish())
+        return cls(records, lines, path=os.fspath(path), problems=problems)
+
+    @classmethod
+    def from_records(cls, records: Sequence[Any] | Iterator[Any]) -> Dataset:
+        """Records (dicts) as if they were lines 1, 2, ... of a file."""
+        return cls(list(records))
+
+    @classmethod
+    def from_dataframe(cls, df: pd.DataFrame) -> Dataset:
+        """Records from a DataFrame with a ``messages`` column (and optional ``tools``,
+        ``tool_choice``, ``metadata`` columns; other columns are ignored)."""
+        if "messages" not in df.columns:
+            raise DatasetError("the DataFrame has no 'messages' column")
+        keys = [k for k in ("messages", "tools", "tool_choice", "metadata") if k in df.columns]
+        records = []
+        for row in df[keys].itertuples(index=False):
+            record = {}
+            for key, value in zip(keys, row, strict=True):
+                if hasattr(value, "tolist"):  # arrays from parquet-backed frames
+                    value = value.tolist()
+                if key == "messages" or not (value is None or _isna(value)):
+                    record[key] = value
+            records.append(record)
+        return cls(records)
+
+    def _subset(self, indices: Sequence[int]) -> Dataset:
+        return Dataset(
+            [self._records[i] for i in indices],
+            [self._lines[i] for i in indices],
+            path=self.path,
+            tokenizer=self.tokenizer,
+            sequence_length=self.sequence_length,
+            token_stats=None if self._stats is None else [self._stats[i] for i in indices],
+        )
+
+    def with_tokenizer(self, tokenizer: Any, sequence_length: int | None = None) -> Dataset:
+        """A copy that also reports token counts (and truncation, given ``sequence_length``).
+
+        Args:
+            tokenizer: A tokenizer, or a name/path for :func:`~synth_lab.data.chat.load_tokenizer`.
+            sequence_length: Training sequence length; longer records get a warning.
+        """
+        return Dataset(
+            self._records,
+            self._lines,
+            path=self.path,
+            problems=self._lint,
+            tokenizer=resolve_tokenizer(tokenizer),
+            sequence_length=sequence_length,
+        )
+
+    def tokenize(self, tokenizer: Any, sequence_length: int | None = None) -> Dataset:
+        """Like :meth:`with_tokenizer`, but counts the tokens now rather than when needed."""
+        out = self.with_tokenizer(tokenizer, sequence_length)
+        out._token_stats()
+        return out
+
+    # ------------------------------------------------------------------ container
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._records)
+
+    def __getitem__(self, index: int | slice) -> Any:
+        """Record ``index`` (a shared dict: copy before editing); a slice gives a Dataset."""
+        if isinstance(index, slice):
+            return self._subset(range(len(self))[index])
+        return self._records[index]
+
+    @property
+    def records(self) -> list[Any]:
+        """The records, in order (a new list; the dicts are shared)."""
+        return list(self._records)
+
+    @property
+    def lines(self) -> list[int]:
+        """The source line of each record."""
+        return list(self._lines)
+
+    # ------------------------------------------------------------------ tables
+    def _token_stats(self) -> list[TokenStats | None] | None:
+        if self.tokenizer is None:
+            return None
+        if self._stats is None:
+            stats: list[TokenStats | None] = []
+            for start in range(0, len(self._records), _CHUNK):
+                chunk = self._records[start : start + _CHUNK]
+                for enc in encode_chats(
+                    self.tokenizer, chunk, max_length=self.sequence_length, skip_errors=True
+                ):
+                    stats.append(
+                        None
+                        if enc is None
+                        else (enc.n_tokens, enc.n_trained, enc.truncated, enc.n_trained_lost)
+                    )
+            self._stats = stats
+        return self._stats
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """One row per record: line, n_messages, roles, has_system, has_tools, n_chars, and with
+        a tokenizer n_tokens, n_trained_tokens, truncated. Row ``i`` is record ``ds[i]``."""
+        if self._df is None:
+            rows = [_summary(r) for r in self._records]
+            columns = ("n_messages", "roles", "has_system", "has_tools", "n_chars")
+            data: dict[str, Any] = {"line": self._lines}
+            for j, name in enumerate(columns):
+                data[name] = [row[j] for row in rows]
+            df = pd.DataFrame(data)
+            stats = self._token_stats()
+            if stats is not None:
+                for j, (name, dtype) in enumerate(
+                    (("n_tokens", "Int64"), ("n_trained_tokens", "Int64"), ("truncated", "boolean"))
+                ):
+                    df[name] = pd.array([None if s is None else s[j] for s in stats], dtype=dtype)
+            self._df = df
+        return self._df.copy()
+
+    def problem_list(self) -> list[Problem]:
+        """Validator problems plus, with a tokenizer, template and truncation warnings."""
+        if self._lint is None:
+            linter = Linter()
+            found: list[Problem] = []
+            for record, line in zip(self._records, self._lines, strict=True):
+                found.extend(linter.feed_record(record, line))
+            found.extend(linter.finish())
+            self._lint = found
+        problems = list(self._lint) + self._token_problems()
+        problems.sort(key=lambda p: -1 if p.line is None else p.line)
+        return problems
+
+    def _token_problems(self) -> list[Problem]:
+        stats = self._token_stats()
+        if stats is None:
+            return []
+        if self._token_warnings is not None:
+            return self._token_warnings
+        broken = {p.line for p in self._lint or () if p.severity == "error"}
+        out: list[Problem] = []
+        for record, line, stat in zip(self._records, self._lines, stats, strict=True):
+            if stat is None and line not in broken:
+                try:
+                    render_chat(self.tokenizer, record)
+                    reason = "it could not be tokenised"
+                except DatasetError as exc:
+                    reason = exc.message
+                hint = "fix or drop the record; the tokenizer's chat template cannot render it"
+                out.append(Problem("", line, None, reason, hint, "warning", "chat_template"))
+            elif stat is not None and stat[2]:
+                n_tokens, trained, _, lost = stat
+                message = (
+                    f"record is {n_tokens:,} tokens, longer than sequence_length "
+                    f"{self.sequence_length:,}; truncation drops {lost:,} of its {trained:,} "
+                    "supervised tokens"
+                )
+                hint = "raise sequence_length, or shorten, split or drop the record"
+                out.append(Problem("", line, None, message, hint, "warning", "too_long"))
+        self._token_warnings = out
+        return out
+
+    @property
+    def problems(self) -> pd.DataFrame:
+        """Every problem as a table: line, path, code, severity, message, hint."""
+        rows = [{k: getattr(p, k) for k in PROBLEM_COLUMNS} for p in self.problem_list()]
+        df = pd.DataFrame(rows, columns=list(PROBLEM_COLUMNS))
+        df["line"] = df["line"].astype("Int64")
+        return df
+
+    # ------------------------------------------------------------------ edits
+    def head(self, n: int = 5) -> Dataset:
+        """The first ``n`` records."""
+        return self._subset(range(min(n, len(self))))
+
+    def sample(self, n: int, seed: int | None = 0) -> Dataset:
+        """``n`` records drawn at random without replacement (all of them if fewer)."""
+        return self._subset(random.Random(seed).sample(range(len(self)), min(n, len(self))))
+
+    def filter(self, keep: Sequence[bool] | Callable[[Any], bool] | Any) -> Dataset:
+        """The records where ``keep`` is true: a boolean mask (list, array, Series; missing
+        values count as false) or a function of the record dict."""
+        if callable(keep):
+            flags = [bool(keep(record)) for record in self._records]
+        else:
+            flags = [v is True or (not _isna(v) and bool(v)) for v in _as_list(keep)]
+            if len(flags) != len(self):
+                raise ValueError(f"mask has {len(flags)} values for {len(self)} records")
+        return self._subset([i for i, flag in enumerate(flags) if flag])
+
+    def drop_invalid(self) -> Dataset:
+        """The records without validator errors."""
+        bad = {p.line for p in self.problem_list() if p.severity == "error"}
+        return self._subset([i for i, line in enumerate(self._lines) if line not in bad])
+
+    def split(self, val_fraction: float = 0.1, seed: int | None = 0) -> tuple[Dataset, Dataset]:
+        """A random ``(train, val)`` split; both keep the original record order."""
+        if not 0 < val_fraction < 1:
+            raise ValueError("val_fraction must be between 0 and 1")
+        order = list(range(len(self)))
+        random.Random(seed).shuffle(order)
+        n_val = round(len(self) * val_fraction)
+        if len(self) >= 2:
+            n_val = min(max(n_val, 1), len(self) - 1)
+        return self._subset(sorted(order[n_val:])), self._subset(sorted(order[:n_val]))
+
+    def dedupe(self) -> Dataset:
+        """The records without exact repeats (same JSON, key order ignored); firsts are kept."""
+        seen: set[bytes] = set()
+        keep = []
+        for i, record in enumerate(self._records):
+            try:
+                key = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+            except TypeError:
+                key = repr(record).encode("utf-8", "replace")
+            if key not in seen:
+                seen.add(key)
+                keep.append(i)
+        return self._subset(keep)
+
+    def to_jsonl(self, path: str | os.PathLike[str]) -> Path:
+        """Write the records as JSONL, atomically (a reader never sees half a file)."""
+        chunks = []
+        for record, line in zip(self._records, self._lines, strict=True):
+            try:
+                chunks.append(orjson.dumps(record))
+            except TypeError as exc:
+                raise DatasetError(f"record from line {line} is not JSON data: {exc}") from exc
+        return atomic_write_bytes(path, b"\n".join(chunks) + b"\n" if chunks else b"")
+
+    # ------------------------------------------------------------------ summaries
+    def describe(self) -> pd.DataFrame:
+        """Counts, role mix and length percentiles (p50/p90/p99/max) as a one-column table."""
+        df = self.df
+        problems = self.problem_list()
+        rows: dict[str, Any] = {
+            "records": len(df),
+            "errors": sum(p.severity == "error" for p in problems),
+            "warnings": sum(p.severity == "warning" for p in problems),
+            "with system prompt": int(df["has_system"].sum()),
+            "with tools": int(df["has_tools"].sum()),
+            "messages per record (mean)": round(float(df["n_messages"].mean()), 2)
+            if len(df)
+            else 0,
+        }
+        roles = pd.Series([r for text in df["roles"] for r in text.split(",") if r])
+        for role, share in roles.value_counts(normalize=True).items():
+            rows[f"share of {role} messages"] = round(float(share), 3)
+        columns = [
+            ("chars", "n_chars"),
+            ("tokens", "n_tokens"),
+            ("trained tokens", "n_trained_tokens"),
+        ]
+        for label, column in columns:
+            values = df[column].dropna().astype(float) if column in df else None
+            if values is None or values.empty:
+                continue
+            for q in (50, 90, 99):
+                rows[f"{label} p{q}"] = float(values.quantile(q / 100))
+            rows[f"{label} max"] = int(values.max())
+        if "truncated" in df and self.sequence_length:
+            stats = [s for s in self._token_stats() or () if s is not None]
+            rows["truncated records"] = int(df["truncated"].sum())
+            trained = sum(s[1] for s in stats)
+            rows["supervised tokens lost"] = sum(s[3] for s in stats)
+            rows["share of supervised tokens lost"] = round(
+                rows["supervised tokens lost"] / trained if trained else 0.0, 4
+            )
+        return pd.DataFrame({"value": pd.Series(rows, dtype=object)})
+
+    def plot_lengths(
+        self,
+        ax: Any = None,
+        tokenizer: Any = None,
+        sequence_length: int | None = None,
+        *,
+        bins: int = 50,
+    ) -> Any:
+        """Histogram of record lengths (tokens with a tokenizer, else characters).
+
+        With a ``sequence_length`` the cut-off is drawn and the title gives the share of
+        records, and of supervised tokens, that truncation would lose.
+
+        Returns:
+            The matplotlib axes drawn on.
+        """
+        seq = sequence_length if sequence_length is not None else self.sequence_length
+        tok = resolve_tokenizer(tokenizer) if tokenizer is not None else self.tokenizer
+        same = tok is self.tokenizer and seq == self.sequence_length
+        ds = self if same or tok is None else self.with_tokenizer(tok, seq)
+        stats = [s for s in ds._token_stats() or () if s is not None]
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(7, 3.5))
+        values = [s[0] for s in stats] if ds.tokenizer is not None else ds.df["n_chars"].tolist()
+        unit = "tokens" if ds.tokenizer is not None else "characters"
+        ax.hist(values, bins=bins, color="#4c72b0")
+        ax.set_xlabel(f"{unit} per record")
+        ax.set_ylabel("records")
+        title = f"{len(values):,} records"
+        if seq and ds.tokenizer is not None:
+            over = sum(s[2] for s in stats)
+            trained = sum(s[1] for s in stats)
+            lost = sum(s[3] for s in stats) / trained if trained else 0.0
+            share = over / len(stats) if stats else 0.0
+            ax.axvline(seq, color="#c44e52", linestyle="--", label=f"sequence_length = {seq:,}")
+            ax.legend(loc="upper right")
+            title += f": {share:.1%} longer than {seq:,}, {lost:.1%} of supervised tokens lost"
+        ax.set_title(title)
+        return ax
+
+    def preview(self, index: int, tokenizer: Any = None) -> ChatPreview:
+        """Record ``index`` rendered through the chat template, trained tokens highlighted."""
+        tok = resolve_tokenizer(tokenizer) if tokenizer is not None else self.tokenizer
+        if tok is None:
+            raise DatasetError(
+                "preview needs a tokenizer",
+                hint="pass one: ds.preview(0, 'synth-lab/tiny-chat'), or use ds.with_tokenizer",
+            )
+        encoded = encode_chat(tok, self._records[index])  # untruncated: the preview shows the cut
+        return ChatPreview(encoded, line=self._lines[index], sequence_length=self.sequence_length)
+
+    # ------------------------------------------------------------------ display
+    def _headline(self) -> str:
+        problems = self.problem_list()
+        errors = sum(p.severity == "error" for p in problems)
+        text = f"{len(self):,} records, {errors:,} errors, {len(problems) - errors:,} warnings"
+        if self.path:
+            text += f" from {self.path}"
+        if self.tokenizer is not None:
+            name = getattr(self.tokenizer, "name_or_path", "") or type(self.tokenizer).__name__
+            text += f"; tokenizer {name}"
+            if self.sequence_length:
+                text += f", sequence_length {self.sequence_length:,}"
+        return text
+
+    def _repr_html_(self) -> str:
+        df = self.df
+        more = len(df) - _HTML_ROWS
+        tail = f"<p>… {more:,} more rows</p>" if more > 0 else ""
+        table = df.head(_HTML_ROWS).to_html(escape=True, border=0)
+        return f"<div><p><b>Dataset</b>: {html.escape(self._headline())}</p>{table}{tail}</div>"
+
+    def __repr__(self) -> str:
+        df = self.df
+        more = len(df) - _HTML_ROWS
+        tail = f"\n... {more:,} more rows" if more > 0 else ""
+        return f"Dataset: {self._headline()}\n{df.head(_HTML_ROWS).to_string()}{tail}"
+
+
+class ChatPreview:
+    """One record as the model sees it: the rendered text with trained tokens highlighted."""
+
+    def __init__(
+        self, encoded: EncodedChat, *, line: int | None = None, sequence_length: int | None = None
+    ) -> None:
+        self.encoded = encoded
+        self.line = line
+        self.sequence_length = sequence_length
+
+    def segments(self) -> list[tuple[str, bool, bool]]:
+        """``(text, trained, cut)`` runs covering the rendered text in order; ``cut`` marks
+        what lies beyond ``sequence_length``."""
+        enc = self.encoded
+        limit = self.sequence_length or enc.n_tokens
+        starts = [0] + [start for start, _ in enc.offsets[1:]] + [len(enc.text)]
+        runs: list[tuple[str, bool, bool]] = []
+        for j in range(len(enc.input_ids)):
+            # A multi-byte character can span two tokens with the same offsets; show it once.
+            piece = enc.text[starts[j] : max(starts[j], starts[j + 1])]
+            key = (enc.labels[j] != IGNORE_INDEX, j >= limit)
+            if runs and runs[-1][1:] == key:
+                runs[-1] = (runs[-1][0] + piece, *key)
+            else:
+                runs.append((piece, *key))
+        return runs
+
+    def _caption(self) -> str:
+        enc = self.encoded
+        where = f"line {self.line}: " if self.line is not None else ""
+        text = f"{where}{enc.n_tokens:,} tokens, {enc.n_trained:,} trained"
+        if self.sequence_length and enc.n_tokens > self.sequence_length:
+            lost = sum(label != IGNORE_INDEX for label in enc.labels[self.sequence_length :])
+            text += f"; sequence_length {self.sequence_length:,} cuts {lost:,} trained"
+        return text
+
+    def _repr_html_(self) -> str:
+        body = []
+        for text, trained, cut in self.segments():
+            style = _CUT_STYLE if cut else (_TRAINED_STYLE if trained else "")
+            escaped = html.escape(text)
+            body.append(f'<span style="{style}">{escaped}</span>' if style else escaped)
+        rows = "".join(
+            f"<tr><td>{html.escape(t.role)}</td><td>{t.end - t.start}</td>"
+            f"<td>{t.n_trained}</td></tr>"
+            for t in self.encoded.turns
+        )
+        return (
+            f"<div><p>{html.escape(self._caption())}; "
+            f'<span style="{_TRAINED_STYLE}">trained</span></p>'
+            f'<pre style="white-space:pre-wrap">{"".join(body)}</pre>'
+            "<table><tr><th>role</th><th>tokens</th><th>trained</th></tr>"
+            f"{rows}</table></div>"
+        )
+
+    def __repr__(self) -> str:
+        text = "".join(f"⟦{t}⟧" if trained else t for t, trained, _ in self.segments())
+        turns = ", ".join(f"{t.role} {t.n_trained}/{t.end - t.start}" for t in self.encoded.turns)
+        return f"{self._caption()} (⟦trained⟧; per turn trained/tokens: {turns})\n{text}"
+
+    def _repr_mimebundle_(self, **_: Any) -> dict[str, str]:
+        return {"text/plain": repr(self), "text/html": self._repr_html_()}
+
+
+def _isna(value: Any) -> bool:
+    try:
+        result = pd.isna(value)
+    except (TypeError, ValueError):
+        return False
+    return result if isinstance(result, bool) else False
+
+
+def _as_list(values: Any) -> list[Any]:
+    if isinstance(values, Mapping):
+        raise TypeError("filter() takes a boolean mask or a function, not a mapping")
+    if hasattr(values, "tolist"):
+        return values.tolist()
+    return list(values)

