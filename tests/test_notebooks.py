@@ -1,0 +1,56 @@
+"""The tutorial notebooks run end to end in a real kernel and show what they promise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from synth_lab.demo import run_notebook
+
+pytestmark = pytest.mark.slow
+
+
+def outputs(cell: dict) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out["output_type"] == "stream":
+            parts.append(out["text"])
+        elif out["output_type"] == "error":
+            parts.append(out["ename"] + "\n" + "\n".join(out["traceback"]))
+        else:
+            data = out.get("data", {})
+            parts.append(data.get("text/plain", "") + data.get("text/html", ""))
+    return "\n".join(parts)
+
+
+def test_quickstart(tmp_path: Path) -> None:
+    html = tmp_path / "quickstart.html"
+    notebook = run_notebook(ROOT / "notebooks" / "01_quickstart.ipynb", output_html=html)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    texts = [outputs(c) for c in code]
+    by_source = {c.source.splitlines()[0]: t for c, t in zip(code, texts, strict=True)}
+
+    assert "global batch 512" in by_source["%%sft_config seed"]
+    assert (
+        "Dataset: 200 records, 0 errors" in by_source["from synth_lab.samples import sample_path"]
+    )
+    assert "image/png" in str(
+        code[
+            [c.source for c in code].index(
+                "ds.plot_lengths(tokenizer=tokenizer, sequence_length=128);"
+            )
+        ].outputs
+    )
+    dry = by_source["dry = %sft_train --dry-run --config seed --dataset $train_path --examples 100"]
+    assert "Dry run: nothing was sent." in dry and '"training_file_id": "file_TRAIN"' in dry
+    assert "100 records" in dry
+    preview = by_source["from synth_lab.data.chat import load_tokenizer"]
+    assert "trained" in preview
+    broken = by_source["%%sft_config broken"]
+    assert "ConfigError" in broken and "did you mean 'learning_rate'" in broken
+    assert "did you mean [compute]" in broken
+    errors = [c for c in code if any(o["output_type"] == "error" for o in c.get("outputs", []))]
+    assert [c.source.splitlines()[0] for c in errors] == ["%%sft_config broken"]
+    assert html.stat().st_size > 10_000
