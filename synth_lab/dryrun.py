@@ -53,6 +53,7 @@ class DryRun:
     validation: FileCheck | None
     config_problems: list[Problem]
     examples: int | None = None
+    tokens: dict[str, Any] | None = None
 
     @property
     def problems(self) -> list[tuple[str, Problem]]:
@@ -108,6 +109,7 @@ class DryRun:
             "sequence_length": c.hyperparameters.sequence_length,
             "precision": c.precision,
             "strategy": c.strategy,
+            "tokens": self.tokens,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -206,12 +208,35 @@ def _check_file(role: str, path: Path) -> FileCheck:
     return FileCheck(role, str(path), report.records, max(valid, 0), list(report.problems))
 
 
+def count_tokens(
+    path: str | os.PathLike[str], tokenizer: Any, *, sequence_length: int | None, limit: int | None
+) -> dict[str, Any]:
+    """Token totals of the valid records of ``path`` through the chat template.
+
+    This loads transformers and renders every record, so it is opt-in (``tokenizer=`` /
+    ``--tokens``): the default dry run stays light.
+    """
+    from synth_lab.data.dataset import Dataset
+
+    ds = Dataset.load(path, limit=limit).drop_invalid().with_tokenizer(tokenizer, sequence_length)
+    df = ds.df
+    name = getattr(ds.tokenizer, "name_or_path", "") or type(ds.tokenizer).__name__
+    return {
+        "tokenizer": str(name),
+        "tokens": int(df["n_tokens"].sum()) if len(df) else 0,
+        "trained_tokens": int(df["n_trained_tokens"].sum()) if len(df) else 0,
+        "max_tokens": int(df["n_tokens"].max()) if len(df) else 0,
+        "truncated_records": int(df["truncated"].sum()) if len(df) else 0,
+    }
+
+
 def dry_run(
     config: SFTConfig | str | os.PathLike[str],
     dataset: str | os.PathLike[str] | None = None,
     *,
     examples: int | None = None,
     validation_dataset: str | os.PathLike[str] | None = None,
+    tokenizer: Any = None,
 ) -> DryRun:
     """Validate ``config`` and its data as a remote job would need them; send nothing.
 
@@ -220,6 +245,8 @@ def dry_run(
         dataset: Training JSONL; overrides ``[job].data``. Relative to the current directory.
         examples: Use only the first N non-empty lines of the training file (N > 0).
         validation_dataset: Overrides ``[data].validation_path``.
+        tokenizer: A tokenizer (or a local name/path) to count tokens with; ``True`` uses the
+            model's own tokenizer if it is available locally. Off by default: it is slow.
 
     Returns:
         A :class:`DryRun`; check ``.ok`` or call ``.raise_for_errors()``.
@@ -264,6 +291,11 @@ def dry_run(
                     "validation", str(val_path), "fix [data].validation_path or remove it"
                 )
 
+    tokens = None
+    if tokenizer is not None and tokenizer is not False and training.valid_records:
+        tok = cfg.job.model if tokenizer is True else tokenizer
+        seq = cfg.hyperparameters.sequence_length
+        tokens = count_tokens(train_path, tok, sequence_length=seq, limit=examples)  # type: ignore[arg-type]
     payload = build_payload(
         cfg, TRAINING_FILE_PLACEHOLDER, VALIDATION_FILE_PLACEHOLDER if val_path else None
     )
@@ -275,4 +307,5 @@ def dry_run(
         validation=validation,
         config_problems=config_problems,
         examples=examples,
+        tokens=tokens,
     )

@@ -149,3 +149,20 @@ def test_load_ext_imports_no_heavy_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_dry_run_counts_tokens_on_request(shell: InteractiveShell, tmp_path: Path) -> None:
+    long_reply = "word " * 60
+    data = write_jsonl(tmp_path / "d.jsonl", [chat("hi", "short"), chat("hi", long_reply)])
+    cell = (
+        '%%sft_config tiny\n[job]\nmodel = "synth-lab/tiny-chat"\n'
+        '[compute]\ngpu_type = "H100"\ngpu_count = 1\n[hyperparameters]\nsequence_length = 32\n'
+    )
+    run(shell, cell)
+    result, _ = run(shell, f"%sft_train --dry-run --config tiny --dataset {data} --tokens")
+    assert result.success, result.error_in_exec
+    tokens = result.result.tokens
+    assert tokens["truncated_records"] == 1
+    assert tokens["max_tokens"] > 32 > tokens["tokens"] - tokens["max_tokens"]
+    assert 0 < tokens["trained_tokens"] < tokens["tokens"]
+    assert "1 record(s) cut" in result.result.format_text()

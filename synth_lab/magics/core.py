@@ -29,6 +29,7 @@ class TrainArgs:
     dataset: str | None
     examples: int | None
     dry_run: bool
+    tokens: bool
     local: bool
     remote: bool
     backend: str | None
@@ -47,6 +48,7 @@ class TrainArgs:
             dataset=args.dataset,
             examples=args.examples,
             dry_run=args.dry_run,
+            tokens=args.tokens,
             local=args.local,
             remote=args.remote,
             backend=args.backend,
@@ -120,6 +122,7 @@ class SynthLabMagics(Magics):
     @argument("--dataset", help="training JSONL (overrides [job].data)")
     @argument("--examples", type=int, help="use only the first N records of the training file")
     @argument("--dry-run", action="store_true", help="validate and show the payload; send nothing")
+    @argument("--tokens", action="store_true", help="--dry-run: count tokens (model tokenizer)")
     @argument("--local", action="store_true", help="train here, in this kernel's machine")
     @argument("--remote", action="store_true", help="submit to the learning API")
     @argument("--backend", help="learning API base URL for --remote")
@@ -181,7 +184,9 @@ class SynthLabMagics(Magics):
 
         from synth_lab.dryrun import dry_run
 
-        run = dry_run(self._config(opts), opts.dataset, examples=opts.examples)
+        run = dry_run(
+            self._config(opts), opts.dataset, examples=opts.examples, tokenizer=opts.tokens or None
+        )
         if not run.ok:
             display(run)
             run.raise_for_errors()
