@@ -43,7 +43,7 @@ class Problem:
 
     def location(self) -> str:
         if self.line is None:
-            return self.path or "<config>"
+            return self.path or "(whole file)"
         where = f"{self.line}:{self.col}" if self.col else f"{self.line}"
         return f"{where} {self.path}".rstrip()
 

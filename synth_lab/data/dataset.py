@@ -13,6 +13,7 @@ at the source. Token counts are computed once per tokenizer, when first needed.
 from __future__ import annotations
 
 import html
+import io
 import json
 import os
 import random
@@ -24,6 +25,7 @@ import orjson
 import pandas as pd
 
 from synth_lab._files import atomic_write_bytes
+from synth_lab.data._linter import open_dataset
 from synth_lab.data.chat import (
     content_text,
     encode_chat,
@@ -38,22 +40,9 @@ from synth_lab.errors import DatasetError, Problem
 PROBLEM_COLUMNS = ("line", "path", "code", "severity", "message", "hint")
 _CHUNK = 512  # records encoded per batch: bounds memory, keeps batch tokenisation fast
 _HTML_ROWS = 20
+_READ_BUFFER = 1 << 20
 
 TokenStats = tuple[int, int, bool, int]  # n_tokens, n_trained, truncated, n_trained_lost
-
-
-def _open(path: str | os.PathLike[str]) -> Any:
-    target = Path(path)
-    if target.is_dir():
-        raise DatasetError(f"Dataset path is a directory, not a file: {target}")
-    try:
-        return target.open("rb")
-    except FileNotFoundError as exc:
-        raise DatasetError(
-            f"Dataset file not found: {target}", hint=f"relative paths start from {Path.cwd()}"
-        ) from exc
-    except OSError as exc:
-        raise DatasetError(f"Cannot open dataset file {target}: {exc}") from exc
 
 
 def _parse_line(raw: bytes) -> tuple[bool, Any]:
@@ -132,7 +121,7 @@ class Dataset:
         records: list[Any] = []
         lines: list[int] = []
         problems: list[Problem] = []
-        with _open(path) as handle:
+        with io.BufferedReader(open_dataset(path), _READ_BUFFER) as handle:
             for line, raw in enumerate(handle, start=1):
                 raw = raw.rstrip(b"\n")
                 found = linter.feed_line(raw, line)
