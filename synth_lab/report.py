@@ -70,7 +70,9 @@ def _num(value: float | int | None) -> str:
     return "default" if value is None else f"{value:g}"
 
 
-def _tokens_line(tokens: dict) -> str:
+def _tokens_line(tokens: dict | None) -> str:
+    if not tokens:
+        return "not counted (%sft_train --dry-run --tokens counts them with the model's tokenizer)"
     return (
         f"{tokens['tokens']:,} in all, {tokens['trained_tokens']:,} trained, longest "
         f"{tokens['max_tokens']:,}, {tokens['truncated_records']} record(s) cut "
@@ -103,8 +105,7 @@ def format_dry_run(run: DryRun) -> str:
         f"{'Steps':16} {s['steps_per_epoch']} per epoch × {s['n_epochs']} epoch(s) = "
         f"{s['total_steps']} steps, {s['warmup_steps']} warmup"
     )
-    if run.tokens:
-        lines.append(f"{'Tokens':16} {_tokens_line(run.tokens)}")
+    lines.append(f"{'Tokens':16} {_tokens_line(run.tokens)}")
     problems = run.problems
     errors = sum(p.severity == "error" for _, p in problems)
     lines += ["", f"Problems: {errors} error(s), {len(problems) - errors} warning(s)"]
@@ -171,8 +172,7 @@ def dry_run_html(run: DryRun) -> str:
             f"{s['warmup_steps']} warmup",
         )
     )
-    if run.tokens:
-        rows.append(("Tokens", _tokens_line(run.tokens)))
+    rows.append(("Tokens", _tokens_line(run.tokens)))
     payload = escape(json.dumps(run.payload, indent=2))
     dropped = "".join(
         f"<li><code>{escape(k)}</code>: {escape(r)}</li>" for k, r in run.not_sent_reasons().items()
