@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch; the package itself only asks for torch>=2.4.
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
-EXTRAS := notebook,train,qlora,dev
+EXTRAS := notebook,train,qlora,server,dev
 
 .PHONY: setup demo test lint format bench clean
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["__version__", "attach", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -24,3 +24,10 @@ def unload_ipython_extension(ipython: Any) -> None:
     from synth_lab.magics import unload
 
     unload(ipython)
+
+
+def attach(job_id: str, **kwargs: Any) -> Any:
+    """Reattach to a remote job (after a kernel restart); see :func:`synth_lab.client.attach`."""
+    from synth_lab.client.remote import attach as _attach
+
+    return _attach(job_id, **kwargs)

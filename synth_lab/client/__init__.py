@@ -1,0 +1,70 @@
+"""The learning API client: files, jobs, and remote SFT runs.
+
+>>> from synth_lab.client import SynthClient, submit, attach
+>>> job = submit("sft.toml", "train.jsonl")        # doctest: +SKIP  (validate, upload, run, watch)
+>>> job.metrics.tail(); job.plot()                 # doctest: +SKIP
+>>> attach("job_123").wait()                       # doctest: +SKIP
+
+Importing this package loads httpx but none of torch, transformers, pandas or matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from synth_lab.client._client import SynthClient
+from synth_lab.client.config import mask_key, resolve_api_key, resolve_base_url
+from synth_lab.client.errors import (
+    APIConnectionError,
+    APIError,
+    APIKeyMissingError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    FileRejectedError,
+    JobFailedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PollTimeoutError,
+    RateLimitError,
+    ServerError,
+)
+
+if TYPE_CHECKING:
+    from synth_lab.client.remote import RemoteJob, attach, submit
+
+_LAZY = {"RemoteJob", "attach", "submit"}
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIKeyMissingError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "FileRejectedError",
+    "JobFailedError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PollTimeoutError",
+    "RateLimitError",
+    "RemoteJob",
+    "ServerError",
+    "SynthClient",
+    "attach",
+    "mask_key",
+    "resolve_api_key",
+    "resolve_base_url",
+    "submit",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module("synth_lab.client.remote"), name)
+    raise AttributeError(f"module 'synth_lab.client' has no attribute {name!r}")

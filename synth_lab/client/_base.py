@@ -1,0 +1,289 @@
+"""Transport of the learning API client: auth headers, JSON, retries, error mapping.
+
+Retried: connection errors, timeouts, and 408/409/429/5xx answers, at most ``max_retries``
+times, waiting what ``Retry-After`` (or ``retry-after-ms``) says when it is sane, otherwise an
+exponential backoff with jitter. A server may opt out with ``x-should-retry: false``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from synth_lab import __version__
+from synth_lab.client.config import identity_headers, mask_key, redact
+from synth_lab.client.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    error_for_status,
+)
+
+log = logging.getLogger("synth_lab.client")
+
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+UPLOAD_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
+DEFAULT_MAX_RETRIES = 3
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+MAX_RETRY_AFTER = 60.0
+RETRY_STATUSES = frozenset({408, 409, 429})
+
+Params = Mapping[str, Any]
+
+
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return float(raw_ms) / 1000.0
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(raw)
+        if parsed is None:
+            return None
+        return email.utils.mktime_tz(parsed) - time.time()
+
+
+def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
+    """How long to wait before retry number ``attempt`` (0-based).
+
+    A ``Retry-After`` between 0 and :data:`MAX_RETRY_AFTER` seconds is honoured as given;
+    otherwise the delay doubles from :data:`INITIAL_RETRY_DELAY` up to :data:`MAX_RETRY_DELAY`,
+    minus up to 25% jitter so that many clients do not retry in lockstep.
+    """
+    if retry_after is not None and 0 <= retry_after <= MAX_RETRY_AFTER:
+        return retry_after
+    delay = min(INITIAL_RETRY_DELAY * 2.0**attempt, MAX_RETRY_DELAY)
+    return delay * (1.0 - 0.25 * random.random())
+
+
+def _should_retry(response: httpx.Response) -> bool:
+    hint = response.headers.get("x-should-retry", "").lower()
+    if hint in ("true", "false"):
+        return hint == "true"
+    return response.status_code in RETRY_STATUSES or response.status_code >= 500
+
+
+def decode(response: httpx.Response) -> Any:
+    """The JSON body of ``response``, or its text when it is not JSON."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text
+
+
+class BaseClient:
+    """Sends requests to ``base_url`` with the key, retries, and typed errors.
+
+    Args:
+        api_key: The bearer key (already resolved).
+        base_url: The API base, ending in ``/api``.
+        timeout: Per-request timeout (seconds or an ``httpx.Timeout``).
+        max_retries: Retries after the first attempt.
+        http_client: An ``httpx.Client`` to use (its base URL and auth are not used); the
+            caller keeps ownership. One is created (and closed by :meth:`close`) otherwise.
+        env: Environment for the identity headers (default ``os.environ``).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.Client | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max(0, int(max_retries))
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._api_key = api_key
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(timeout=self.timeout)
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "User-Agent": f"synth-lab/{__version__}",
+            **identity_headers(env),
+        }
+        self._sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def api_key_masked(self) -> str:
+        """The key as it may be shown (``abcd…yz``)."""
+        return mask_key(self._api_key)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={self.api_key_masked!r})"
+
+    def close(self) -> None:
+        """Close the HTTP connections (only when the client created them)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> BaseClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def url(self, path: str) -> str:
+        """The absolute URL of an API path such as ``/learning/jobs``."""
+        return self.base_url + "/" + path.lstrip("/")
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        upload: tuple[str | os.PathLike[str], Mapping[str, str]] | None = None,
+        timeout: httpx.Timeout | None = None,
+        max_retries: int | None = None,
+    ) -> httpx.Response:
+        """Send one logical request, retrying what is worth retrying.
+
+        Args:
+            method: HTTP method.
+            path: Path under the base URL.
+            json: A JSON body (sent with ``Content-Type: application/json``).
+            params: Query parameters; ``None`` values are dropped.
+            headers: Extra headers (kept identical across retries, e.g. ``Idempotency-Key``).
+            upload: ``(path, form fields)``: a multipart body with the file as part ``file``,
+                streamed from disk and reopened for every attempt.
+            timeout: Overrides the client's timeout.
+            max_retries: Overrides the client's retry count.
+
+        Returns:
+            The successful response (status < 400).
+
+        Raises:
+            APIStatusError: The server answered with an error (a subclass per status).
+            APIConnectionError: The server could not be reached after the retries.
+        """
+        url = self.url(path)
+        all_headers = {**self._headers, **(headers or {})}
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        content = None
+        if json is not None:
+            content = orjson.dumps(json)
+            all_headers["Content-Type"] = "application/json"
+        retries = self.max_retries if max_retries is None else max(0, max_retries)
+        attempt = 0
+        while True:
+            try:
+                response = self._send_once(
+                    method, url, all_headers, query, content, upload, timeout or self.timeout
+                )
+            except httpx.TransportError as exc:
+                error = self._transport_error(exc, method, url)
+                if attempt >= retries:
+                    raise error from None
+                delay = backoff_delay(attempt)
+                log.info("%s %s: %s; retrying in %.2fs", method, url, error.message, delay)
+            else:
+                if response.status_code < 400:
+                    return response
+                if attempt >= retries or not _should_retry(response):
+                    raise self._status_error(response, method, url)
+                delay = backoff_delay(attempt, retry_after_seconds(response.headers))
+                log.info("%s %s -> %d; retrying in %.2fs", method, url, response.status_code, delay)
+            attempt += 1
+            self._sleep(delay)
+
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        params: dict[str, Any],
+        content: bytes | None,
+        upload: tuple[str | os.PathLike[str], Mapping[str, str]] | None,
+        timeout: httpx.Timeout,
+    ) -> httpx.Response:
+        if upload is None:
+            request = self._http.build_request(
+                method, url, headers=headers, params=params, content=content, timeout=timeout
+            )
+            return self._http.send(request)
+        path, fields = upload
+        # The file object is read in 64 KiB chunks while sending: memory stays flat.
+        with open(path, "rb") as handle:
+            request = self._http.build_request(
+                method,
+                url,
+                headers=headers,
+                params=params,
+                data=dict(fields),
+                files={"file": (Path(path).name, handle, "application/jsonl")},
+                timeout=timeout,
+            )
+            response = self._http.send(request)
+            response.read()
+            return response
+
+    def _transport_error(
+        self, exc: httpx.TransportError, method: str, url: str
+    ) -> APIConnectionError:
+        reason = redact(str(exc) or type(exc).__name__, self._api_key)
+        if isinstance(exc, httpx.TimeoutException):
+            return APITimeoutError(f"{method} {url} timed out ({reason})", url=url)
+        return APIConnectionError(f"{method} {url} could not connect: {reason}", url=url)
+
+    def _status_error(self, response: httpx.Response, method: str, url: str) -> APIStatusError:
+        body = decode(response)
+        if isinstance(body, str):
+            body = redact(body, self._api_key)
+        return error_for_status(
+            response.status_code, body, method=method, url=url, key_mask=self.api_key_masked
+        )
+
+    def get_json(self, path: str, *, params: Params | None = None) -> Any:
+        """``GET`` and decode."""
+        return decode(self.request("GET", path, params=params))
+
+    def post_json(
+        self, path: str, body: Any = None, *, headers: Mapping[str, str] | None = None
+    ) -> Any:
+        """``POST`` a JSON body and decode the answer (an empty answer gives ``{}``)."""
+        response = self.request("POST", path, json=body, headers=headers)
+        return decode(response) if response.content else {}
+
+    @contextmanager
+    def stream_lines(self, path: str, *, params: Params | None = None) -> Iterator[Iterator[str]]:
+        """``GET`` a server-sent-event stream; yields an iterator over its text lines."""
+        url = self.url(path)
+        headers = {**self._headers, "Accept": "text/event-stream"}
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        timeout = httpx.Timeout(self.timeout.connect, read=None, write=30.0, pool=30.0)
+        try:
+            with self._http.stream("GET", url, headers=headers, params=query, timeout=timeout) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise self._status_error(r, "GET", url)
+                yield r.iter_lines()
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, "GET", url) from None

@@ -1,0 +1,394 @@
+"""The learning API server (Starlette): the hosted service's routes, run on this machine.
+
+Routes follow ``docs/contract/learning-api.md``: files under both ``/api/files`` and
+``/api/learning/files``, jobs under ``/api/learning/jobs``. Every route but ``/health`` needs a
+bearer key; a key sees only its own files and jobs (others' are 404). Errors are
+``{"detail": {"code", "message", ...}, "code", "message"}`` with status 400/401/404/409/413.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import threading
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from synth_lab import __version__
+from synth_lab.server.faults import Fault, FaultMiddleware
+from synth_lab.server.jobspec import RequestError, available_gpus, bad, plan_job
+from synth_lab.server.scheduler import Scheduler
+from synth_lab.server.store import TERMINAL, Store
+from synth_lab.server.uploads import receive_upload
+from synth_lab.server.worker import DB_NAME, DEFAULT_RUNNER
+
+log = logging.getLogger("synth_lab.server")
+
+FILE_PREFIXES = ("/api/files", "/api/learning/files")
+JOBS = "/api/learning/jobs"
+INLINE_CHECK_BYTES = 8 << 20
+MAX_JSON_BYTES = 1 << 20
+MAX_PROBLEMS_KEPT = 100
+SSE_POLL_SECONDS = 0.5
+SSE_HEARTBEAT_SECONDS = 15.0
+
+
+@dataclass
+class ServerSettings:
+    """How the server runs.
+
+    Attributes:
+        data_dir: Where the database, uploaded files and job outputs live.
+        api_keys: Accepted keys, each mapped to its owner (keys of one owner share data).
+        model_map: Requested model id -> local model id or path.
+        accept_any_compute: Run jobs asking for more GPUs than exist on what there is.
+        max_upload_bytes: Largest accepted upload.
+        gpus: GPUs to schedule on (default: detected).
+        runner: ``module:function`` the workers train with.
+        faults: Test-only injected errors.
+        run_jobs: Start the scheduler (false: jobs are accepted but never run).
+    """
+
+    data_dir: Path
+    api_keys: Mapping[str, str]
+    model_map: Mapping[str, str] = field(default_factory=dict)
+    accept_any_compute: bool = False
+    max_upload_bytes: int = 4 << 30
+    gpus: int | None = None
+    runner: str = DEFAULT_RUNNER
+    faults: list[Fault] = field(default_factory=list)
+    run_jobs: bool = True
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def json_response(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(data), status, headers, media_type="application/json")
+
+
+def error_response(exc: RequestError) -> Response:
+    headers = {"x-should-retry": "false"} if exc.status == 409 else {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return json_response(exc.body(), exc.status, headers)
+
+
+class Api:
+    """The route handlers, sharing the store, the scheduler and the settings."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir)
+        self.files_dir = self.data_dir / "files"
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.data_dir / DB_NAME)
+        self.gpus = available_gpus() if settings.gpus is None else settings.gpus
+        self.scheduler = Scheduler(self.store, self.data_dir, self.gpus, settings.runner)
+        self._keys = {_digest(k): owner for k, owner in settings.api_keys.items()}
+        self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-check")
+        self._lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def startup(self) -> None:
+        for file_id in self.store.files_with_status("processing"):
+            self._checks.submit(self._check_file, file_id)
+        if self.settings.run_jobs:
+            self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.settings.run_jobs:
+            self.scheduler.stop()
+        self._checks.shutdown(wait=False, cancel_futures=True)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def owner(self, request: Request) -> str:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        owner = self._keys.get(_digest(key.strip())) if scheme.lower() == "bearer" else None
+        if owner is None:
+            message = "invalid API key" if key else "missing API key (Authorization: Bearer KEY)"
+            raise RequestError(401, "unauthorized", message)
+        return owner
+
+    def job_or_404(self, request: Request) -> tuple[str, str]:
+        owner = self.owner(request)
+        job_id = request.path_params["job_id"]
+        if self.store.job_row(job_id, owner) is None:
+            raise RequestError(404, "job_not_found", f"job {job_id} not found")
+        return owner, job_id
+
+    def _check_file(self, file_id: str) -> None:
+        from synth_lab.data.validate import lint_file
+
+        path = self.files_dir / f"{file_id}.jsonl"
+        try:
+            report = lint_file(path)
+            problems = [p.to_dict() for p in report.problems[:MAX_PROBLEMS_KEPT]]
+            self.store.set_file_checked(file_id, report.ok, report.records, problems)
+        except Exception as exc:
+            problem = {"line": None, "message": str(exc), "code": "unreadable"}
+            self.store.set_file_checked(file_id, False, 0, [problem])
+
+    # -- files ----------------------------------------------------------------------------------
+
+    async def upload_file(self, request: Request) -> Response:
+        owner = self.owner(request)
+        key = request.headers.get("idempotency-key")
+        if key:
+            known = self.store.idempotent_ref(owner, "file", key)
+            if known is not None:
+                return json_response(self.store.file(known, owner), 200)
+        file_id = f"file_{uuid.uuid4().hex[:24]}"
+        part = self.files_dir / f".{file_id}.part"
+        upload = await receive_upload(request, part, self.settings.max_upload_bytes)
+        final = self.files_dir / f"{file_id}.jsonl"
+        part.replace(final)
+        purpose = upload.fields.get("purpose") or "fine-tune"
+        stored = await run_in_threadpool(
+            self.store.add_file, file_id, owner, upload.filename, purpose, upload.size, key
+        )
+        if stored != file_id:  # a concurrent retry with the same key won
+            final.unlink(missing_ok=True)
+            return json_response(self.store.file(stored, owner), 200)
+        if upload.size <= INLINE_CHECK_BYTES:
+            await run_in_threadpool(self._check_file, file_id)
+        else:
+            self._checks.submit(self._check_file, file_id)
+        return json_response(self.store.file(file_id, owner), 201)
+
+    async def get_file(self, request: Request) -> Response:
+        owner = self.owner(request)
+        doc = self.store.file(request.path_params["file_id"], owner)
+        if doc is None:
+            raise RequestError(404, "file_not_found", "file not found")
+        return json_response(doc)
+
+    async def list_files(self, request: Request) -> Response:
+        owner = self.owner(request)
+        limit = _int_param(request, "limit", 100, 1, 1000)
+        return json_response({"files": self.store.files(owner, limit)})
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    async def create_job(self, request: Request) -> Response:
+        owner = self.owner(request)
+        key = request.headers.get("idempotency-key")
+        if key:
+            known = self.store.idempotent_ref(owner, "job", key)
+            if known is not None:
+                return json_response(self.store.job(known, owner), 200)
+        payload = await _read_json(request)
+        plan = plan_job(
+            payload,
+            model_map=self.settings.model_map,
+            gpus_available=self.gpus,
+            accept_any_compute=self.settings.accept_any_compute,
+            file_status=lambda fid: self.store.file(fid, owner),
+        )
+        job_id = f"job_{uuid.uuid4().hex[:24]}"
+        job_dir = self.data_dir / "jobs" / job_id
+        spec = {
+            "config": plan.config,
+            "train_path": str(self.files_dir / f"{plan.training_file_id}.jsonl"),
+            "val_path": str(self.files_dir / f"{plan.validation_file_id}.jsonl")
+            if plan.validation_file_id
+            else None,
+            "output_dir": str(job_dir / "output"),
+            "local_model": plan.local_model,
+        }
+        stored, created = await run_in_threadpool(
+            self.store.add_job, job_id, owner, plan.model, payload, spec, plan.gpus, key
+        )
+        if not created:
+            return json_response(self.store.job(stored, owner), 200)
+        self.store.add_event(job_id, "sft.created", "job created", {"model": plan.model})
+        for note in plan.notes:
+            message = (
+                f"{note['requested_gpus']} × {note['requested_gpu_type']} requested; running on "
+                f"{note['used_gpus'] or 'the CPU'}" + (" GPU(s)" if note["used_gpus"] else "")
+            )
+            self.store.add_event(job_id, "sft.compute.adjusted", message, note, level="warning")
+        return json_response(self.store.job(job_id, owner), 201)
+
+    async def list_jobs(self, request: Request) -> Response:
+        owner = self.owner(request)
+        status = request.query_params.get("status") or None
+        limit = _int_param(request, "limit", 20, 1, 1000)
+        return json_response({"jobs": self.store.jobs(owner, status, limit)})
+
+    async def get_job(self, request: Request) -> Response:
+        owner, job_id = self.job_or_404(request)
+        return json_response(self.store.job(job_id, owner))
+
+    async def start_job(self, request: Request) -> Response:
+        owner, job_id = self.job_or_404(request)
+        row = self.store.job_row(job_id)
+        if row is not None and row["status"] in TERMINAL and not row["started"]:
+            raise RequestError(409, "job_finished", f"job {job_id} is {row['status']}")
+        if await run_in_threadpool(self.store.mark_started, job_id):
+            self.scheduler.wake()
+        return json_response(self.store.job(job_id, owner))
+
+    async def cancel_job(self, request: Request) -> Response:
+        owner, job_id = self.job_or_404(request)
+        await run_in_threadpool(self.scheduler.cancel, job_id)
+        return json_response(self.store.job(job_id, owner))
+
+    async def events(self, request: Request) -> Response:
+        _, job_id = self.job_or_404(request)
+        since = _int_param(request, "since_seq", 0, 0, None)
+        if "text/event-stream" in request.headers.get("accept", ""):
+            return StreamingResponse(
+                self._sse(request, job_id, since),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        limit = _int_param(request, "limit", 200, 1, 1000)
+        return json_response({"events": self.store.events(job_id, since, limit)})
+
+    async def _sse(self, request: Request, job_id: str, since: int) -> AsyncIterator[bytes]:
+        idle = 0.0
+        while True:
+            batch = self.store.events(job_id, since, 200)
+            for event in batch:
+                since = event["seq"]
+                yield b"id: %d\ndata: %s\n\n" % (since, orjson.dumps(event))
+            if batch:
+                idle = 0.0
+                continue
+            row = self.store.job_row(job_id)
+            if row is None or row["status"] in TERMINAL or await request.is_disconnected():
+                return
+            if idle >= SSE_HEARTBEAT_SECONDS:
+                idle = 0.0
+                yield b": keep-alive\n\n"
+            await asyncio.sleep(SSE_POLL_SECONDS)
+            idle += SSE_POLL_SECONDS
+
+    async def metrics(self, request: Request) -> Response:
+        _, job_id = self.job_or_404(request)
+        after = request.query_params.get("after_step")
+        after_step = _int_param(request, "after_step", 0, -1, None) if after else None
+        limit = _int_param(request, "limit", 200, 1, 5000)
+        name = request.query_params.get("name") or None
+        return json_response({"points": self.store.metrics(job_id, after_step, limit, name)})
+
+    async def timeline(self, request: Request) -> Response:
+        _, job_id = self.job_or_404(request)
+        return json_response({"events": self.store.timeline(job_id)})
+
+    async def health(self, request: Request) -> Response:
+        return json_response(
+            {
+                "status": "ok",
+                "version": __version__,
+                "gpus": self.gpus,
+                "running": len(self.scheduler.running),
+            }
+        )
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int | None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad("invalid_request", f"query parameter '{name}' must be an integer") from None
+    value = max(low, value)
+    return min(high, value) if high is not None else value
+
+
+async def _read_json(request: Request) -> Any:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+        raise RequestError(413, "payload_too_large", "the JSON body is too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            raise RequestError(413, "payload_too_large", "the JSON body is too large")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise bad("invalid_payload", f"the body is not valid JSON: {exc}") from None
+
+
+async def _request_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(RequestError(exc.status_code, code, str(exc.detail)))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(RequestError(500, "internal_error", "internal server error"))
+
+
+def create_app(settings: ServerSettings) -> Starlette:
+    """The ASGI app. The scheduler starts and stops with the app's lifespan."""
+    api = Api(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(api.startup)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(api.shutdown)
+
+    routes = [Route(p, api.health) for p in ("/health", "/api/health")]
+    for prefix in FILE_PREFIXES:
+        routes += [
+            Route(prefix, api.upload_file, methods=["POST"]),
+            Route(prefix, api.list_files, methods=["GET"]),
+            Route(prefix + "/{file_id}", api.get_file, methods=["GET"]),
+        ]
+    routes += [
+        Route(JOBS, api.create_job, methods=["POST"]),
+        Route(JOBS, api.list_jobs, methods=["GET"]),
+        Route(JOBS + "/{job_id}", api.get_job, methods=["GET"]),
+        Route(JOBS + "/{job_id}/start", api.start_job, methods=["POST"]),
+        Route(JOBS + "/{job_id}/cancel", api.cancel_job, methods=["POST"]),
+        Route(JOBS + "/{job_id}/events", api.events, methods=["GET"]),
+        Route(JOBS + "/{job_id}/metrics", api.metrics, methods=["GET"]),
+        Route(JOBS + "/{job_id}/timeline", api.timeline, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            RequestError: _request_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.api = api
+    if settings.faults:
+        app.add_middleware(FaultMiddleware, faults=list(settings.faults))
+    return app

@@ -1,0 +1,247 @@
+"""Runs started jobs in worker subprocesses: one per GPU it needs, or one at a time on CPU.
+
+A background thread launches queued jobs when devices are free (FIFO), reaps workers that end,
+and marks a job ``failed`` with the tail of its log when its worker died without saying how it
+ended. Cancelling marks the job ``cancelled`` and terminates the worker's process group.
+On start it recovers jobs that were running when the server stopped: they are queued again
+and resume from their last checkpoint (at most :data:`MAX_ATTEMPTS` times).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from synth_lab.server.store import Store
+from synth_lab.server.worker import DEFAULT_RUNNER
+
+log = logging.getLogger("synth_lab.server")
+
+MAX_ATTEMPTS = 3
+"""A job interrupted by server restarts this many times is failed instead of resumed again."""
+
+
+@dataclass
+class _Worker:
+    job_id: str
+    process: subprocess.Popen[bytes]
+    devices: list[int]
+    log_file: IO[bytes]
+    kill_at: float | None = None
+
+
+@dataclass
+class Scheduler:
+    """Starts, watches and stops the worker subprocesses.
+
+    Args:
+        store: The database.
+        data_dir: The server's data folder (jobs live in ``data_dir/jobs/<id>``).
+        gpus: GPUs on this machine (0: one CPU job at a time).
+        runner: ``module:function`` of the training entry point.
+        poll_interval: Seconds between checks when nothing wakes the thread.
+        grace: Seconds a worker gets to stop before it is killed.
+    """
+
+    store: Store
+    data_dir: Path
+    gpus: int = 0
+    runner: str = DEFAULT_RUNNER
+    poll_interval: float = 0.25
+    grace: float = 10.0
+    _workers: dict[str, _Worker] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Recover interrupted jobs, then start the scheduling thread."""
+        self.recover()
+        self._thread = threading.Thread(target=self._loop, name="synth-lab-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Interrupt every worker (they checkpoint), wait ``grace`` seconds, kill the rest.
+
+        Their jobs stay ``running`` in the database; the next :meth:`start` resumes them.
+        """
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            _signal_group(worker.process, signal.SIGINT)
+        deadline = time.monotonic() + self.grace
+        for worker in workers:
+            try:
+                worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(worker.process, signal.SIGKILL)
+                worker.process.wait()
+            worker.log_file.close()
+        self.store.close()
+
+    def wake(self) -> None:
+        """Look at the queue now (a job was started or cancelled)."""
+        self._wake.set()
+
+    def recover(self) -> None:
+        """Queue again the jobs a previous server left running."""
+        for row in self.store.jobs_with_status("running"):
+            attempts = int(row["attempts"]) + 1
+            if attempts > MAX_ATTEMPTS:
+                reason = f"interrupted by {attempts - 1} server restarts; not resumed again"
+                self.store.set_status(
+                    row["id"], "failed", error=reason, event=("sft.job.failed", "error", reason, {})
+                )
+                continue
+            message = "server restarted; the job resumes from its last checkpoint"
+            self.store.set_status(
+                row["id"],
+                "queued",
+                attempts_delta=1,
+                event=("sft.job.resumed", "warning", message, {"attempt": attempts}),
+            )
+
+    # -- requests from the API --------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> bool:
+        """Mark the job cancelled and stop its worker; false if it had already ended."""
+        changed = self.store.set_status(
+            job_id,
+            "cancelled",
+            event=("sft.job.cancelled", "info", "job cancelled on request", {}),
+        )
+        with self._lock:
+            worker = self._workers.get(job_id)
+            if worker is not None and worker.kill_at is None:
+                _signal_group(worker.process, signal.SIGTERM)
+                worker.kill_at = time.monotonic() + self.grace
+        self._wake.set()
+        return changed
+
+    @property
+    def running(self) -> list[str]:
+        """Ids of the jobs with a live worker."""
+        with self._lock:
+            return list(self._workers)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._reap()
+                self._launch()
+            except Exception:  # keep scheduling whatever one job did
+                log.exception("scheduler step failed")
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def _free_devices(self) -> list[int]:
+        used = {d for w in self._workers.values() for d in w.devices}
+        return [d for d in range(self.gpus) if d not in used]
+
+    def _launch(self) -> None:
+        for row in self.store.runnable_jobs():
+            with self._lock:
+                if self._stop.is_set() or row["id"] in self._workers:
+                    continue
+                if self.gpus == 0:
+                    if self._workers:
+                        return
+                    devices: list[int] = []
+                else:
+                    free = self._free_devices()
+                    need = min(max(int(row["gpus"]), 1), self.gpus)
+                    if len(free) < need:
+                        return  # first in, first out: later jobs wait too
+                    devices = free[:need]
+                if not self.store.set_status(row["id"], "running", expect=("queued",)):
+                    continue
+                self._workers[row["id"]] = self._spawn(row["id"], devices)
+
+    def _spawn(self, job_id: str, devices: list[int]) -> _Worker:
+        job_dir = self.data_dir / "jobs" / job_id
+        job_dir.mkdir(parents=True, exist_ok=True)
+        log_file = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - closed when reaped
+        env = dict(os.environ)
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, devices)) if devices else ""
+        env.setdefault("OMP_NUM_THREADS", "1")
+        env["PYTHONUNBUFFERED"] = "1"
+        command = [
+            sys.executable,
+            "-m",
+            "synth_lab.server.worker",
+            "--data-dir",
+            str(self.data_dir),
+            "--job-id",
+            job_id,
+            "--runner",
+            self.runner,
+        ]
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        log.info("job %s: worker %d started on %s", job_id, process.pid, devices or "cpu")
+        return _Worker(job_id, process, devices, log_file)
+
+    def _reap(self) -> None:
+        with self._lock:
+            ended = [w for w in self._workers.values() if w.process.poll() is not None]
+            for worker in self._workers.values():
+                if worker.kill_at is not None and time.monotonic() > worker.kill_at:
+                    _signal_group(worker.process, signal.SIGKILL)
+            for worker in ended:
+                del self._workers[worker.job_id]
+        for worker in ended:
+            worker.log_file.close()
+            code = worker.process.returncode
+            tail = _tail(self.data_dir / "jobs" / worker.job_id / "worker.log")
+            reason = f"the worker exited with code {code} before the job ended"
+            self.store.set_status(
+                worker.job_id,
+                "failed",
+                error=reason,
+                event=("sft.job.failed", "error", reason, {"exit_code": code, "log_tail": tail}),
+            )
+            log.info("job %s: worker exited with %s", worker.job_id, code)
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    except AttributeError:  # pragma: no cover - no process groups on this platform
+        process.send_signal(sig)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 8192))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

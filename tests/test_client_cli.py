@@ -1,0 +1,127 @@
+"""The command-line pieces: ``run_remote`` (``synth-lab train`` without ``--dry-run``) and the
+``serve`` parser, against a real server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import chat, write_jsonl
+
+from synth_lab.cli.remote import add_remote_arguments, run_remote
+from synth_lab.cli.serve import add_serve_parser
+from synth_lab.errors import ConfigError
+from synth_lab.server.cli import parse_model_map, read_keys_file, resolve_keys
+from synth_lab.server.testing import ServerProcess
+
+CONFIG = """
+[job]
+model = "synth-lab/tiny-chat"
+
+[compute]
+gpu_type = "A100"
+gpu_count = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    args = ["--runner", "synth_lab.server.testing:fake_run", "--gpus", "1"]
+    with ServerProcess(tmp_path_factory.mktemp("cli"), extra_args=args) as srv:
+        yield srv
+
+
+def train_args(tmp_path: Path, server: ServerProcess, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("config_pos", nargs="?")
+    parser.add_argument("--config")
+    parser.add_argument("--dataset")
+    parser.add_argument("--examples", type=int)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--backend")
+    add_remote_arguments(parser)
+    config = tmp_path / "sft.toml"
+    config.write_text(CONFIG)
+    return parser.parse_args(
+        [str(config), "--backend", server.url, "--poll-interval", "0.05", *extra]
+    )
+
+
+@pytest.fixture(autouse=True)
+def key(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTH_API_KEY", server.api_key)
+
+
+def test_run_remote_watches_and_prints_one_json_object(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_jsonl(tmp_path / "t.jsonl", [chat(f"q{i}", "a") for i in range(7)])
+    code = run_remote(train_args(tmp_path, server, "--dataset", str(data), "--json"))
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["status"] == "succeeded" and doc["steps"] == 7 and doc["backend"] == server.url
+    assert set(doc["metrics"]) == {"train.loss", "train.learning_rate", "val.loss"}
+    assert f"submitted job {doc['job_id']}" in err
+    assert server.api_key not in out + err
+
+
+def test_run_remote_failure_exit_code(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_jsonl(tmp_path / "t.jsonl", [chat("q", "a"), chat("fake-fail", "x")])
+    assert run_remote(train_args(tmp_path, server, "--dataset", str(data))) == 1
+    assert "failed: RuntimeError: injected failure at step 2" in capsys.readouterr().err
+
+
+def test_no_poll_then_attach(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_jsonl(tmp_path / "t.jsonl", [chat(f"q{i}", "a") for i in range(5)])
+    assert (
+        run_remote(train_args(tmp_path, server, "--dataset", str(data), "--no-poll", "--json")) == 0
+    )
+    submitted = json.loads(capsys.readouterr().out)
+    assert submitted["status"] in ("queued", "running")
+    args = train_args(tmp_path, server, "--attach", submitted["job_id"], "--json")
+    assert run_remote(args) == 0
+    attached = json.loads(capsys.readouterr().out)
+    assert attached["job_id"] == submitted["job_id"] and attached["status"] == "succeeded"
+
+
+def test_dry_run_errors_raise_before_sending(server: ServerProcess, tmp_path: Path) -> None:
+    args = train_args(tmp_path, server, "--dataset", str(tmp_path / "missing.jsonl"))
+    with pytest.raises(ConfigError, match="not found"):
+        run_remote(args)
+
+
+def test_serve_parser_flags() -> None:
+    parser = argparse.ArgumentParser()
+    add_serve_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["serve", "--port", "9000", "--data-dir", "d", "--api-key", "k" * 12,
+         "--model-map", "A=b", "--model-map", "C=/x", "--accept-any-compute"]
+    )  # fmt: skip
+    assert (args.host, args.port, args.data_dir, args.accept_any_compute) == (
+        "127.0.0.1", 9000, "d", True
+    )  # fmt: skip
+    assert parse_model_map(args.model_map) == {"A": "b", "C": "/x"}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--api-key", "a", "--keys-file", "f"])
+
+
+def test_keys_file_and_generated_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("k1-aaaaaaaaaaaa team\nk2-bbbbbbbbbbbb team # same owner\nk3-cccccccccccc\n")
+    found = read_keys_file(keys)
+    assert found["k1-aaaaaaaaaaaa"] == found["k2-bbbbbbbbbbbb"] == "team"
+    assert found["k3-cccccccccccc"].startswith("key-")
+    monkeypatch.delenv("SYNTH_API_KEY", raising=False)
+    ns = argparse.Namespace(keys_file=None, api_key=None)
+    first, where = resolve_keys(ns, tmp_path / "data")
+    again, _ = resolve_keys(ns, tmp_path / "data")
+    assert first == again and "api_key" in where
+    assert (tmp_path / "data" / "api_key").stat().st_mode & 0o077 == 0
