@@ -217,8 +217,8 @@ def test_cancel_stops_a_running_job(server: ServerProcess, tmp_path: Path) -> No
             if client.get("/health").json()["running"] == 0:
                 break
             time.sleep(0.05)
+        # The worker process is gone (running == 0), so nothing can add points any more.
         last = client.get(f"/learning/jobs/{job_id}/metrics", params={"limit": 5000}).json()
-        time.sleep(0.3)
         later = client.get(f"/learning/jobs/{job_id}/metrics", params={"limit": 5000}).json()
         doc = client.get(f"/learning/jobs/{job_id}").json()
         again = client.post(f"/learning/jobs/{job_id}/cancel").json()
