@@ -166,3 +166,33 @@ def test_dry_run_counts_tokens_on_request(shell: InteractiveShell, tmp_path: Pat
     assert tokens["max_tokens"] > 32 > tokens["tokens"] - tokens["max_tokens"]
     assert 0 < tokens["trained_tokens"] < tokens["tokens"]
     assert "1 record(s) cut" in result.result.format_text()
+
+
+def test_remote_submit_and_attach_through_the_magic(
+    shell: InteractiveShell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synth_lab.client.remote import RemoteJob
+    from synth_lab.server.testing import ServerProcess
+
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(f"q{i}") for i in range(8)])
+    args = [
+        "--runner",
+        "synth_lab.server.testing:fake_run",
+        "--gpus",
+        "4",
+        "--model-map",
+        "Qwen/Qwen3-4B=synth-lab/tiny-chat",
+    ]
+    with ServerProcess(tmp_path / "srv", extra_args=args) as srv:
+        monkeypatch.setenv("SYNTH_API_KEY", srv.api_key)
+        run(shell, f"%%sft_config\n{SEED_TOML}")
+        result, captured = run(
+            shell, f"%sft_train --remote --backend {srv.url} --dataset {data} --name job"
+        )
+        assert result.success, result.error_in_exec
+        job = shell.user_ns["job"]
+        assert isinstance(job, RemoteJob) and job.status == "succeeded"
+        assert srv.api_key not in captured.stdout + captured.stderr
+        assert {p["name"] for p in job.points} >= {"train.loss", "val.loss"}
+        again, _ = run(shell, f"%sft_train --attach {job.id} --backend {srv.url}")
+        assert again.success and again.result.id == job.id and again.result.status == "succeeded"

@@ -211,7 +211,7 @@ class SynthLabMagics(Magics):
 
         backend = opts.backend or self.backend or None
         if opts.attach:
-            return remote.attach(opts.attach, backend=backend, live=True)
+            return remote.attach(opts.attach, backend=backend, wait=opts.wait, live=True)
         return remote.submit(
             self._config(opts),
             opts.dataset,
