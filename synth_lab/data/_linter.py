@@ -61,6 +61,10 @@ def _invalid_json(line: int, reason: str, col: int | None) -> Problem:
     return Problem("", line, col, f"invalid JSON ({reason})", hint, "error", "invalid_json")
 
 
+UNPARSED: Any = object()
+""":attr:`Linter.last_record` after a line that was not plain JSON (blank, broken, lenient)."""
+
+
 class Linter:
     """Checks records one at a time and keeps the cross-record state (counts, duplicates).
 
@@ -85,9 +89,15 @@ class Linter:
             DUPLICATE_TRACK_LIMIT if _numpy_available() else DUPLICATE_TRACK_LIMIT_PURE
         )
         self._finished = False
+        self.last_record: Any = UNPARSED
 
     def feed_line(self, raw: bytes, line: int) -> list[Problem]:
-        """Checks one physical line (without its newline). Blank lines return ``[]``."""
+        """Checks one physical line (without its newline). Blank lines return ``[]``.
+
+        After the call, :attr:`last_record` holds the parsed value when the line was plain JSON
+        (so callers that keep records need not parse it again), else :data:`UNPARSED`.
+        """
+        self.last_record = UNPARSED
         if type(raw) is not bytes:
             return self._feed_unparsed(raw, line)
         try:
@@ -98,6 +108,7 @@ class Linter:
         if carriage_return >= 0 and carriage_return != len(raw) - 1:
             return self._feed_unparsed(raw, line)  # a bare CR splits the line for the trainer
         self.records += 1
+        self.last_record = record
         return self._accept(record, raw.strip(), line)
 
     def feed_record(self, record: object, line: int) -> list[Problem]:

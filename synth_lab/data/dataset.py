@@ -25,7 +25,7 @@ import orjson
 import pandas as pd
 
 from synth_lab._files import atomic_write_bytes
-from synth_lab.data._linter import open_dataset
+from synth_lab.data._linter import UNPARSED, open_dataset
 from synth_lab.data.chat import (
     content_text,
     encode_chat,
@@ -127,7 +127,10 @@ class Dataset:
                 found = linter.feed_line(raw, line)
                 if found:
                     problems.extend(found)
-                ok, record = _parse_line(raw)
+                record = linter.last_record
+                ok = record is not UNPARSED
+                if not ok:
+                    ok, record = _parse_line(raw)
                 if ok:
                     records.append(record)
                     lines.append(line)
