@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 
 from synth_lab import __version__
+from synth_lab.cli.remote import add_remote_arguments
+from synth_lab.cli.serve import add_serve_parser, run_serve
 from synth_lab.errors import DatasetError, ProblemsError, SynthLabError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -32,6 +34,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dry-run", action="store_true", help="validate and show; send nothing")
     train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     train.add_argument("--backend", help="learning API base URL")
+    remote = train.add_argument_group("remote training (the default without --local)")
+    remote.add_argument("--remote", action="store_true", help="submit to the learning API")
+    add_remote_arguments(remote)
+    local = train.add_argument_group("local training (--local)")
+    local.add_argument("--local", action="store_true", help="train here instead of remotely")
+    local.add_argument("--output-dir", help="run folder (default: runs/<config name>)")
+    local.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
+    local.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    local.add_argument("--nproc", type=int, help="processes to train with (DDP/FSDP)")
+
+    add_serve_parser(sub)
 
     data = sub.add_parser("data", help="dataset tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -49,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from synth_lab.cli.train import run_train
 
             return run_train(args)
+        if args.command == "serve":
+            return run_serve(args)
         from synth_lab.cli.data import run_lint
 
         return run_lint(args)

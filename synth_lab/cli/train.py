@@ -1,4 +1,4 @@
-"""``synth-lab train``: dry run now; local and remote runs plug in here."""
+"""``synth-lab train``: dry run, local training, or a remote job (the default)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ def run_train(args: argparse.Namespace) -> int:
         raise SynthLabError(
             "two configs given", hint="pass the config once, positionally or with --config"
         )
+    if args.attach and not args.dry_run:
+        from synth_lab.cli.remote import run_remote
+
+        return run_remote(args)
     if not config:
         raise SynthLabError("no config given", hint="synth-lab train --config sft.toml ...")
     if args.examples is not None and args.examples <= 0:
@@ -27,11 +31,14 @@ def run_train(args: argparse.Namespace) -> int:
             f"--examples must be a positive number, got {args.examples}",
             hint="--examples N keeps the first N records of the training file",
         )
+    if args.local and args.remote:
+        raise SynthLabError("--local and --remote exclude each other", hint="pick one")
+    if args.local and not args.dry_run:
+        return run_local(args, config)
     if not args.dry_run:
-        raise SynthLabError(
-            "submitting jobs is not available in this version",
-            hint="use --dry-run to validate the config and data and see the exact payload",
-        )
+        from synth_lab.cli.remote import run_remote
+
+        return run_remote(args)
 
     from synth_lab.dryrun import dry_run
 
@@ -47,3 +54,31 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         print(run.format_text())
     return EXIT_OK
+
+
+def run_local(args: argparse.Namespace, config: str) -> int:
+    """``synth-lab train --local``: train on this machine; progress on stderr."""
+    from pathlib import Path
+
+    from synth_lab.cli import EXIT_OK
+    from synth_lab.train import TextLogger, run
+
+    output_dir = args.output_dir or str(Path("runs") / Path(config).stem)
+    result = run(
+        config,
+        args.dataset,
+        output_dir=output_dir,
+        max_steps=args.max_steps,
+        resume=args.resume,
+        nproc=args.nproc,
+        logger=TextLogger(sys.stderr),
+        live=False,
+        examples=args.examples,
+    )
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(repr(result))
+        if result.final_dir:
+            print(f"model: {result.final_dir}")
+    return EXIT_OK if result.status == "completed" else 130

@@ -1,0 +1,205 @@
+"""``synth_lab.train.run``: train locally, in this process or in several, and return a result."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from synth_lab.config import SFTConfig, load_config
+from synth_lab.errors import DatasetError, TrainingError
+from synth_lab.train.metrics import JSONLLogger, LoggerGroup, MemoryLogger, as_logger, read_jsonl
+from synth_lab.train.result import TrainResult
+from synth_lab.train.spec import StopSignal, TrainSpec
+
+
+def run(
+    config: SFTConfig | str | os.PathLike[str],
+    dataset: Any = None,
+    output_dir: str | os.PathLike[str] = "runs/sft",
+    max_steps: int | None = None,
+    resume: bool | str | os.PathLike[str] = False,
+    nproc: int | None = None,
+    logger: Any = None,
+    live: bool | None = None,
+    validation_dataset: Any = None,
+    examples: int | None = None,
+    seed: int = 0,
+    *,
+    validation_split: float = 0.0,
+    save_steps: int | None = None,
+    keep_checkpoints: int = 2,
+) -> TrainResult:
+    """Finetune the config's model on chat data, here, and return the result.
+
+    Args:
+        config: An :class:`~synth_lab.config.SFTConfig`, a TOML path, or TOML text.
+        dataset: Training data: a JSONL path, a :class:`~synth_lab.data.dataset.Dataset`, or
+            a list of chat records (default: ``[job].data`` of the config).
+        output_dir: Folder for checkpoints (``step-000123/``), ``metrics.jsonl`` and ``final/``.
+        max_steps: Optimizer steps to run; overrides ``n_epochs``.
+        resume: ``True`` continues from the newest checkpoint in ``output_dir`` (from scratch
+            when there is none); a checkpoint folder continues from that one.
+        nproc: Processes to train with. Default: the config's ``gpu_count`` on a machine with
+            that many GPUs, else 1. On a CPU, ``nproc > 1`` runs DDP/FSDP over gloo.
+        logger: Extra metric logger(s): objects with ``log(points)``, or callables taking one
+            point; raising ``KeyboardInterrupt`` from one stops training with a checkpoint.
+        live: Show a live progress view (default: when running in a notebook).
+        validation_dataset: Validation data (default: ``[data].validation_path``).
+        examples: Use only the first N training records.
+        seed: Seed for initialisation, data order and dropout.
+        validation_split: Hold out this share of the training data when there is no
+            validation data.
+        save_steps: Checkpoint every N steps (default: at every evaluation, else 10 per run).
+        keep_checkpoints: Recent checkpoints to keep (the best one is always kept; 0 = all).
+
+    Returns:
+        A :class:`TrainResult` with status ``completed`` or ``interrupted``.
+
+    Raises:
+        ConfigError, DatasetError: Bad config or data, before anything is trained.
+        TrainingError: Training failed (in a worker: with the worker's traceback).
+        MissingDependencyError: QLoRA without bitsandbytes, DeepSpeed without deepspeed.
+    """
+    config = load_config(config)
+    if max_steps is not None and max_steps < 1:
+        raise TrainingError(f"max_steps must be at least 1, got {max_steps}")
+    out = Path(output_dir).expanduser().resolve()
+    train_data = _training_data(config, dataset, examples)
+    validation = validation_dataset if validation_dataset is not None else config.validation_path
+    world = _world_size(config, nproc)
+
+    from synth_lab.train.loop import _check_supported
+    from synth_lab.train.model import resolve_model_path
+
+    _check_supported(config)
+    resolve_model_path(config.job.model)  # a missing model fails here, not in N workers
+
+    memory = MemoryLogger()
+    extra = as_logger(logger)
+    view = None
+    if live or (live is None and _in_notebook()):
+        from synth_lab.train.live import LiveView
+
+        view = LiveView()
+    history = out / "metrics.jsonl"
+    prior = read_jsonl(history) if resume and history.is_file() else []
+    spec_args = {
+        "config_toml": config.to_toml(),
+        "output_dir": str(out),
+        "validation_split": validation_split,
+        "max_steps": max_steps,
+        "resume": os.fspath(resume) if isinstance(resume, (str, os.PathLike)) else bool(resume),
+        "seed": seed,
+        "save_steps": save_steps,
+        "keep_checkpoints": keep_checkpoints,
+    }
+    group = LoggerGroup([memory, extra, view])
+    try:
+        if world == 1:
+            summary = _run_here(spec_args, train_data, validation, group, out)
+        else:
+            summary = _run_workers(spec_args, train_data, validation, group, world)
+    except BaseException:
+        group.finish("failed")
+        raise
+    finally:
+        group.close()
+    start = summary.get("start_step", 0)
+    points = [p for p in prior if p.step <= start] + memory.points
+    return TrainResult.from_summary(summary, points)
+
+
+def _run_here(
+    spec_args: dict[str, Any], train_data: Any, validation: Any, group: Any, out: Path
+) -> dict:
+    import torch
+
+    from synth_lab.train.distributed import DistEnv
+    from synth_lab.train.loop import train
+
+    device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    spec = TrainSpec(dataset=train_data, validation=validation, **spec_args)
+    jsonl = JSONLLogger(out / "metrics.jsonl")
+    try:
+        return train(spec, DistEnv(device=device), LoggerGroup([jsonl, group]), StopSignal())
+    finally:
+        jsonl.close()
+
+
+def _run_workers(
+    spec_args: dict[str, Any], train_data: Any, validation: Any, group: Any, world: int
+) -> dict:
+    """Check the data here (errors read better than a worker's traceback), then launch."""
+    import orjson
+    import torch
+
+    from synth_lab.train.data import load_records
+    from synth_lab.train.launcher import launch
+
+    with tempfile.TemporaryDirectory(prefix="synth-lab-data-") as tmp:
+
+        def to_file(data: Any, name: str, what: str) -> str:
+            records = load_records(data, what=what)
+            path = Path(tmp) / name
+            path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+            return str(path)
+
+        spec = TrainSpec(
+            dataset=to_file(train_data, "train.jsonl", "training"),
+            validation=to_file(validation, "val.jsonl", "validation") if validation else None,
+            **spec_args,
+        )
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+        return launch(spec, world, group, device_type=device_type)
+
+
+def _training_data(config: SFTConfig, dataset: Any, examples: int | None) -> Any:
+    data = dataset if dataset is not None else config.dataset_path
+    if data is None:
+        raise DatasetError(
+            "no training data given",
+            hint="pass dataset=... (path, Dataset or records) or set [job].data in the config",
+        )
+    if examples is None:
+        return data
+    if examples <= 0:
+        raise DatasetError(
+            f"examples must be a positive number, got {examples}",
+            hint="examples=N keeps the first N records of the training data",
+        )
+    if isinstance(data, (str, os.PathLike)):
+        from synth_lab.data.examples import first_examples
+
+        with first_examples(data, examples) as subset:
+            from synth_lab.train.data import load_records
+
+            return load_records(subset)
+    return list(data)[:examples]
+
+
+def _world_size(config: SFTConfig, nproc: int | None) -> int:
+    if nproc is not None:
+        if nproc < 1:
+            raise TrainingError(f"nproc must be at least 1, got {nproc}")
+        import torch
+
+        if torch.cuda.is_available() and nproc > torch.cuda.device_count():
+            raise TrainingError(
+                f"nproc={nproc} but this machine has {torch.cuda.device_count()} GPU(s)",
+                hint="lower nproc, or submit the job remotely",
+            )
+        return nproc
+    if config.world_size > 1:
+        import torch
+
+        if torch.cuda.is_available():
+            return min(config.world_size, torch.cuda.device_count())
+    return 1
+
+
+def _in_notebook() -> bool:
+    from synth_lab.train.live import in_notebook
+
+    return in_notebook()

@@ -1,0 +1,220 @@
+"""Progress while training: a live notebook view, and a plain text logger for terminals.
+
+:class:`LiveView` is a logger. It owns one IPython display handle (``display_id``) and redraws
+it in place: a status line, a progress bar with ETA and tokens/s, and the train/val loss plot,
+rendered to PNG with the Agg backend (no ``plt.show()``, no GUI). Redraws are throttled, and the
+plot interval stretches when rendering is slow, so the view never costs more than a sliver of
+training time.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from synth_lab.train.metrics import (
+    TRAIN_LOSS,
+    TRAIN_TOKENS_PER_SECOND,
+    VAL_LOSS,
+    BaseLogger,
+    MetricPoint,
+    RunInfo,
+)
+
+
+def in_notebook() -> bool:
+    """Whether code runs in a Jupyter kernel (an IPython shell with a kernel attached)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class _Progress:
+    """What the views show, computed from the points seen so far."""
+
+    def __init__(self) -> None:
+        self.points: list[MetricPoint] = []
+        self.total = 0
+        self.start_step = 0
+        self.step = 0
+        self.status = "starting"
+        self.title = ""
+        self.started = time.monotonic()
+        self.latest: dict[str, float] = {}
+
+    def start(self, info: RunInfo) -> None:
+        self.total, self.start_step, self.step = info.total_steps, info.start_step, info.start_step
+        self.title = f"{info.model} · {info.mode} · {info.world_size} process(es)"
+        self.status = "training"
+        self.started = time.monotonic()
+
+    def add(self, points: Sequence[MetricPoint]) -> None:
+        self.points.extend(points)
+        for p in points:
+            self.latest[p.name] = p.value
+            self.step = max(self.step, p.step)
+
+    def eta(self) -> float | None:
+        done = self.step - self.start_step
+        if done <= 0 or not self.total:
+            return None
+        return (time.monotonic() - self.started) / done * (self.total - self.step)
+
+    def line(self) -> str:
+        parts = [self.status, f"step {self.step}/{self.total or '?'}"]
+        if TRAIN_LOSS in self.latest:
+            parts.append(f"loss {self.latest[TRAIN_LOSS]:.4f}")
+        if VAL_LOSS in self.latest:
+            parts.append(f"val {self.latest[VAL_LOSS]:.4f}")
+        if TRAIN_TOKENS_PER_SECOND in self.latest:
+            parts.append(f"{self.latest[TRAIN_TOKENS_PER_SECOND]:,.0f} tok/s")
+        eta = self.eta()
+        if eta is not None and self.status == "training":
+            parts.append(f"ETA {_duration(eta)}")
+        parts.append(f"elapsed {_duration(time.monotonic() - self.started)}")
+        return " · ".join(parts)
+
+
+class _Frame:
+    """One rendering of the view, as a rich display object."""
+
+    def __init__(self, progress: _Progress, png: str | None) -> None:
+        self.line = progress.line()
+        self.title = progress.title
+        self.fraction = progress.step / progress.total if progress.total else 0.0
+        self.status = progress.status
+        self.png = png
+
+    def _repr_mimebundle_(self, **_: Any) -> dict[str, str]:
+        color = {"completed": "#2e7d32", "interrupted": "#ef6c00", "failed": "#c62828"}.get(
+            self.status, "#1565c0"
+        )
+        bar = (
+            "<div style='background:#e0e0e0;border-radius:3px;height:10px;width:100%;"
+            "max-width:600px'>"
+            f"<div style='background:{color};height:10px;border-radius:3px;"
+            f"width:{100 * min(1.0, self.fraction):.1f}%'></div></div>"
+        )
+        img = f"<img src='data:image/png;base64,{self.png}'/>" if self.png else ""
+        body = (
+            f"<div><div style='font-weight:600'>{html.escape(self.title)}</div>"
+            f"<div style='font-family:monospace'>{html.escape(self.line)}</div>{bar}{img}</div>"
+        )
+        return {"text/plain": self.line, "text/html": body}
+
+
+class LiveView(BaseLogger):
+    """Live status, progress and loss plot in one notebook output, updated in place.
+
+    Args:
+        min_interval: Seconds between redraws at the least.
+        plot: Draw the loss plot (the status line and bar are always shown).
+        display: The display function (default: ``IPython.display.display``).
+    """
+
+    def __init__(
+        self, *, min_interval: float = 0.5, plot: bool = True, display: Any = None
+    ) -> None:
+        self.progress = _Progress()
+        self._display = display
+        self.min_interval = min_interval
+        self.plot = plot
+        self._handle: Any = None
+        self._last_draw = 0.0
+        self._last_plot = 0.0
+        self._plot_cost = 0.0
+        self._png: str | None = None
+        self._shown = False
+
+    def start(self, info: RunInfo) -> None:
+        self.progress.start(info)
+        self._draw(force=True)
+
+    def log(self, points: Sequence[MetricPoint]) -> None:
+        self.progress.add(points)
+        self._draw(force=any(p.name == VAL_LOSS for p in points))
+
+    def finish(self, status: str) -> None:
+        self.progress.status = status
+        self._draw(force=True)
+
+    def _render_png(self) -> str:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        from synth_lab.train.plot import plot_losses
+
+        fig = Figure(figsize=(6, 3), dpi=90)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+        plot_losses(self.progress.points, ax=ax)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+    def frame(self) -> _Frame:
+        """The current rendering (what the display handle shows)."""
+        return _Frame(self.progress, self._png)
+
+    def _draw(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_draw < self.min_interval:
+            return
+        if self._handle is None and self._shown and not force:
+            return  # no display handle (not a notebook): show only starts, evaluations, end
+        # Rendering the figure is the costly part: keep it under ~10% of wall time.
+        plot_due = now - self._last_plot >= max(self.min_interval, 10 * self._plot_cost)
+        if self.plot and (force or plot_due):
+            began = time.monotonic()
+            self._png = self._render_png()
+            self._plot_cost = time.monotonic() - began
+            self._last_plot = time.monotonic()
+        self._last_draw = time.monotonic()
+        if self._handle is not None:
+            self._handle.update(self.frame())
+            return
+        display = self._display
+        if display is None:
+            from IPython.display import display
+        self._handle = display(self.frame(), display_id=True)
+        self._shown = True
+
+
+class TextLogger(BaseLogger):
+    """One progress line every ``every_s`` seconds (and at evaluations), for terminals."""
+
+    def __init__(self, stream: TextIO | None = None, *, every_s: float = 2.0) -> None:
+        self.stream = stream or sys.stderr
+        self.every_s = every_s
+        self.progress = _Progress()
+        self._last = 0.0
+
+    def start(self, info: RunInfo) -> None:
+        self.progress.start(info)
+        print(f"training {self.progress.title}: {info.total_steps} steps", file=self.stream)
+
+    def log(self, points: Sequence[MetricPoint]) -> None:
+        self.progress.add(points)
+        now = time.monotonic()
+        if now - self._last >= self.every_s or any(p.name == VAL_LOSS for p in points):
+            self._last = now
+            print(self.progress.line(), file=self.stream, flush=True)
+
+    def finish(self, status: str) -> None:
+        self.progress.status = status
+        print(self.progress.line(), file=self.stream, flush=True)

@@ -1,0 +1,149 @@
+"""``TrainResult``: what a local training run returns to the notebook or the CLI."""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synth_lab.train.metrics import TRAIN_LOSS, VAL_LOSS, MetricPoint, points_frame
+
+
+@dataclass
+class TrainResult:
+    """The outcome of :func:`synth_lab.train.run`.
+
+    Attributes:
+        status: ``"completed"`` or ``"interrupted"`` (failures raise instead).
+        steps: Optimizer steps done (counting those before a resume).
+        output_dir: The run folder (checkpoints, ``metrics.jsonl``, ``final/``).
+        final_dir: The final model or adapter folder, when the run completed.
+        best_checkpoint: The checkpoint with the best validation metric, if any.
+        last_checkpoint: The newest checkpoint.
+        points: Every metric point of this run.
+        summary: The derived numbers (records, batch, precision, strategy ...).
+    """
+
+    status: str
+    steps: int
+    output_dir: Path
+    final_dir: Path | None = None
+    best_checkpoint: Path | None = None
+    last_checkpoint: Path | None = None
+    points: list[MetricPoint] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    _loaded: tuple[Any, Any] | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any], points: list[MetricPoint]) -> TrainResult:
+        def path(key: str) -> Path | None:
+            value = summary.get(key)
+            return Path(value) if value else None
+
+        return cls(
+            status=summary["status"],
+            steps=int(summary["steps"]),
+            output_dir=Path(summary["output_dir"]),
+            final_dir=path("final_dir"),
+            best_checkpoint=path("best_checkpoint"),
+            last_checkpoint=path("last_checkpoint"),
+            points=list(points),
+            summary=dict(summary),
+        )
+
+    @property
+    def metrics(self) -> Any:
+        """Every point as a DataFrame: name, value, step, epoch, phase, created_at."""
+        return points_frame(self.points)
+
+    def _last(self, name: str) -> float | None:
+        values = [p.value for p in self.points if p.name == name]
+        return values[-1] if values else None
+
+    @property
+    def train_loss(self) -> float | None:
+        """The last ``train.loss``."""
+        return self._last(TRAIN_LOSS)
+
+    @property
+    def best_val_loss(self) -> float | None:
+        """The lowest ``val.loss`` of this run."""
+        values = [p.value for p in self.points if p.name == VAL_LOSS]
+        return min(values) if values else None
+
+    @property
+    def model_dir(self) -> Path | None:
+        """The folder :meth:`load` reads: the final folder, else the newest checkpoint."""
+        return self.final_dir or self.last_checkpoint
+
+    def plot(self, ax: Any = None) -> Any:
+        """Train and validation loss against the step; returns the axes."""
+        from synth_lab.train.plot import plot_losses
+
+        return plot_losses(self.points, ax=ax, title=f"{self.summary.get('model', '')}".strip())
+
+    def load(self, *, device: str | None = None) -> tuple[Any, Any]:
+        """``(model, tokenizer)`` from :attr:`model_dir` (LoRA: base model plus adapter)."""
+        folder = self.model_dir
+        if folder is None:
+            from synth_lab.errors import TrainingError
+
+            raise TrainingError("this run saved no model", hint="train for at least one step")
+        if self._loaded is None:
+            from synth_lab.train.inference import load_trained
+
+            self._loaded = load_trained(folder, device=device)
+        return self._loaded
+
+    def generate(self, prompt: str | list[dict[str, Any]], max_new_tokens: int = 64) -> str:
+        """Reply of the trained model to a user message (or a list of chat messages), greedy."""
+        from synth_lab.train.inference import generate
+
+        model, tokenizer = self.load()
+        return generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: status, steps, losses and folders (the CLI's ``--json`` output)."""
+        return {
+            "status": self.status,
+            "steps": self.steps,
+            "total_steps": self.summary.get("total_steps"),
+            "train_loss": self.train_loss,
+            "best_val_loss": self.best_val_loss,
+            "output_dir": os.fspath(self.output_dir),
+            "final_dir": os.fspath(self.final_dir) if self.final_dir else None,
+            "best_checkpoint": os.fspath(self.best_checkpoint) if self.best_checkpoint else None,
+            "last_checkpoint": os.fspath(self.last_checkpoint) if self.last_checkpoint else None,
+            "summary": self.summary,
+        }
+
+    def _headline(self) -> str:
+        loss = self.train_loss
+        val = self.best_val_loss
+        parts = [f"{self.status}: {self.steps}/{self.summary.get('total_steps', '?')} steps"]
+        if loss is not None:
+            parts.append(f"train.loss {loss:.4f}")
+        if val is not None:
+            parts.append(f"best val.loss {val:.4f}")
+        return ", ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"TrainResult({self._headline()}, output_dir={os.fspath(self.output_dir)!r})"
+
+    def _repr_mimebundle_(self, **_: Any) -> dict[str, Any]:
+        rows = [
+            ("model", self.summary.get("model")),
+            ("mode", self.summary.get("mode")),
+            ("strategy", f"{self.summary.get('strategy')} × {self.summary.get('world_size')}"),
+            ("precision", self.summary.get("precision")),
+            ("model folder", self.model_dir),
+        ]
+        cells = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+            f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
+        body = f"<div><b>{html.escape(self._headline())}</b><table>{cells}</table></div>"
+        return {"text/plain": repr(self), "text/html": body, "application/json": self.to_dict()}

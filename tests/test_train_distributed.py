@@ -1,0 +1,117 @@
+"""Several training processes on the CPU (gloo): DDP and FSDP match one process; failures and
+interrupts come back to the caller, and no process is left behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_train_support import config_text, records, shared_cache
+
+torch = pytest.importorskip("torch")
+psutil = pytest.importorskip("psutil")
+
+from safetensors.torch import load_file  # noqa: E402
+
+from synth_lab.errors import TrainingError  # noqa: E402
+from synth_lab.models import tiny_chat_path  # noqa: E402
+from synth_lab.train import run  # noqa: E402
+from synth_lab.train.metrics import TRAIN_LOSS, MetricPoint  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with shared_cache(tmp_path_factory) as path:
+        tiny_chat_path()  # build once here, not in two workers at once
+        yield path
+
+
+@pytest.fixture(autouse=True)
+def one_thread_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def children() -> list[int]:
+    return [p.pid for p in psutil.Process().children(recursive=True)]
+
+
+def curve(result) -> list[float]:
+    return [p.value for p in sorted(result.points, key=lambda p: p.step) if p.name == TRAIN_LOSS]
+
+
+@pytest.mark.parametrize(
+    "parallel,kind",
+    [("fsdp = false", "fft"), ("fsdp = true", "fft"), ("fsdp = true", "peft")],
+    ids=["ddp", "fsdp", "fsdp-lora"],
+)
+def test_two_processes_match_one_with_the_same_global_batch(
+    tmp_path: Path, parallel: str, kind: str
+) -> None:
+    # No LoRA dropout: its random masks depend on how the batch is split over processes.
+    lora = "[training.lora]\ndropout = 0.0" if kind == "peft" else ""
+    cfg = config_text(parallel=parallel, hyper=f'train_kind = "{kind}"', extra=lora)
+    data = records(32, seed=4)
+    seen: list[MetricPoint] = []
+    single = run(cfg, data, output_dir=tmp_path / "one", max_steps=4, live=False)
+    double = run(
+        cfg, data, output_dir=tmp_path / "two", max_steps=4, nproc=2, logger=seen.append, live=False
+    )
+    assert double.summary["world_size"] == 2
+    assert double.summary["strategy"] == ("DDP" if "false" in parallel else "FSDP (full_shard)")
+    assert single.summary["gradient_accumulation_steps"] == 2
+    assert double.summary["gradient_accumulation_steps"] == 1
+    assert curve(double) == pytest.approx(curve(single), rel=1e-4)
+    assert curve(double)[-1] < curve(double)[0]
+    # Rank 0's points streamed into the caller's logger as they were made.
+    assert [p.step for p in seen if p.name == TRAIN_LOSS] == [1, 2, 3, 4]
+
+    # The saved model is the whole model, gathered from the shards, equal to one process's.
+    name = "adapter_model.safetensors" if kind == "peft" else "model.safetensors"
+    one, two = load_file(single.final_dir / name), load_file(double.final_dir / name)
+    assert one.keys() == two.keys()
+    assert all(torch.allclose(one[k], two[k], atol=1e-4) for k in one)
+    assert (
+        json.loads((tmp_path / "two" / "step-000004" / "trainer_state.json").read_text())[
+            "world_size"
+        ]
+        == 2
+    )
+    assert children() == []
+
+
+def test_a_worker_crash_raises_with_its_traceback_and_leaves_no_process(tmp_path: Path) -> None:
+    broken = shutil.copytree(tiny_chat_path(), tmp_path / "broken-model")
+    (broken / "model.safetensors").unlink()  # found by the caller's checks, fails in workers
+    cfg = config_text().replace("synth-lab/tiny-chat", str(broken))
+    with pytest.raises(TrainingError, match=r"worker \d of 2 failed") as info:
+        run(cfg, records(8), output_dir=tmp_path / "run", max_steps=2, nproc=2, live=False)
+    assert "Traceback (most recent call last)" in str(info.value)
+    assert "could not load model" in str(info.value)
+    assert children() == []
+
+
+def test_interrupting_the_caller_stops_workers_at_a_checkpoint(tmp_path: Path) -> None:
+    def interrupt(point: MetricPoint) -> None:
+        if point.name == TRAIN_LOSS and point.step == 2:
+            raise KeyboardInterrupt  # what the notebook's stop button does to the kernel
+
+    out = tmp_path / "run"
+    cfg = config_text(parallel="fsdp = true")
+    kwargs = {"output_dir": out, "nproc": 2, "live": False, "save_steps": 1000}
+    result = run(cfg, records(16), max_steps=500, logger=interrupt, **kwargs)
+    assert result.status == "interrupted" and 2 <= result.steps < 500
+    assert result.last_checkpoint == out / f"step-{result.steps:06d}"
+    assert (result.last_checkpoint / "rng-rank1.pt").is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert children() == []
+
+    # The sharded optimizer state comes back on resume, and training goes on from there.
+    resumed = run(cfg, records(16), max_steps=result.steps + 2, resume=True, **kwargs)
+    assert resumed.status == "completed" and resumed.steps == result.steps + 2
+    assert resumed.summary["resumed_from"] == str(result.last_checkpoint)
+    assert children() == []
