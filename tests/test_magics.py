@@ -196,3 +196,27 @@ def test_remote_submit_and_attach_through_the_magic(
         assert {p["name"] for p in job.points} >= {"train.loss", "val.loss"}
         again, _ = run(shell, f"%sft_train --attach {job.id} --backend {srv.url}")
         assert again.success and again.result.id == job.id and again.result.status == "succeeded"
+
+
+def test_local_training_through_the_magic(shell: InteractiveShell, tmp_path: Path) -> None:
+    from synth_lab.samples import sample_path
+    from synth_lab.train import TrainResult
+
+    cell = (
+        '%%sft_config tiny\n[job]\nmodel = "synth-lab/tiny-chat"\n'
+        "[hyperparameters]\nper_device_batch = 4\nlearning_rate = 1e-3\nsequence_length = 128\n"
+    )
+    run(shell, cell)
+    out = tmp_path / "run"
+    result, _ = run(
+        shell,
+        f"%sft_train --local --config tiny --dataset {sample_path()} --max-steps 3 "
+        f"--output-dir {out} --name trained",
+    )
+    assert result.success, result.error_in_exec
+    trained = shell.user_ns["trained"]
+    assert isinstance(trained, TrainResult)
+    assert trained.status == "completed" and trained.steps == 3
+    losses = trained.metrics.query("name == 'train.loss'")["value"]
+    assert len(losses) == 3 and losses.notna().all()
+    assert (out / "final" / "config.toml").is_file()

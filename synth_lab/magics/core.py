@@ -193,12 +193,15 @@ class SynthLabMagics(Magics):
         return run
 
     def _train_local(self, opts: TrainArgs) -> Any:
+        from pathlib import Path
+
         from synth_lab.train import run
 
+        name = Path(opts.config).stem if opts.config else DEFAULT_CONFIG_NAME
         return run(
             self._config(opts),
             opts.dataset,
-            output_dir=opts.output_dir,
+            output_dir=opts.output_dir or str(Path("runs") / name),
             max_steps=opts.max_steps,
             resume=opts.resume,
             nproc=opts.nproc,
