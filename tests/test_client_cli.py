@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import chat, write_jsonl
 
-from synth_lab.cli.remote import add_remote_arguments, run_remote
+from synth_lab.cli import _parser
+from synth_lab.cli.remote import run_remote
 from synth_lab.cli.serve import add_serve_parser
 from synth_lab.errors import ConfigError
 from synth_lab.server.cli import parse_model_map, read_keys_file, resolve_keys
@@ -35,18 +36,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def train_args(tmp_path: Path, server: ServerProcess, *extra: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("config_pos", nargs="?")
-    parser.add_argument("--config")
-    parser.add_argument("--dataset")
-    parser.add_argument("--examples", type=int)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--backend")
-    add_remote_arguments(parser)
+    """``synth-lab train CONFIG --backend URL ...`` parsed by the real command-line parser."""
     config = tmp_path / "sft.toml"
     config.write_text(CONFIG)
-    return parser.parse_args(
-        [str(config), "--backend", server.url, "--poll-interval", "0.05", *extra]
+    return _parser().parse_args(
+        ["train", str(config), "--backend", server.url, "--poll-interval", "0.05", *extra]
     )
 
 
@@ -102,12 +96,27 @@ def test_serve_parser_flags() -> None:
     parser = argparse.ArgumentParser()
     add_serve_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
-        ["serve", "--port", "9000", "--data-dir", "d", "--api-key", "k" * 12,
-         "--model-map", "A=b", "--model-map", "C=/x", "--accept-any-compute"]
-    )  # fmt: skip
+        [
+            "serve",
+            "--port",
+            "9000",
+            "--data-dir",
+            "d",
+            "--api-key",
+            "k" * 12,
+            "--model-map",
+            "A=b",
+            "--model-map",
+            "C=/x",
+            "--accept-any-compute",
+        ]
+    )
     assert (args.host, args.port, args.data_dir, args.accept_any_compute) == (
-        "127.0.0.1", 9000, "d", True
-    )  # fmt: skip
+        "127.0.0.1",
+        9000,
+        "d",
+        True,
+    )
     assert parse_model_map(args.model_map) == {"A": "b", "C": "/x"}
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--api-key", "a", "--keys-file", "f"])
@@ -125,3 +134,40 @@ def test_keys_file_and_generated_key(tmp_path: Path, monkeypatch: pytest.MonkeyP
     again, _ = resolve_keys(ns, tmp_path / "data")
     assert first == again and "api_key" in where
     assert (tmp_path / "data" / "api_key").stat().st_mode & 0o077 == 0
+
+
+def test_the_synth_lab_command_submits_and_watches(server: ServerProcess, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "sft.toml"
+    config.write_text(CONFIG)
+    data = write_jsonl(tmp_path / "train.jsonl", [chat(f"q{i}", f"a{i}") for i in range(5)])
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "synth_lab.cli",
+            "train",
+            "--type",
+            "sft",
+            "--config",
+            str(config),
+            "--dataset",
+            str(data),
+            "--backend",
+            server.url,
+            "--json",
+            "--poll-interval",
+            "0.05",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SYNTH_API_KEY": server.api_key},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["status"] == "succeeded" and doc["steps"] == 5
+    assert server.api_key not in out.stdout + out.stderr
