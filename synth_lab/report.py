@@ -123,7 +123,7 @@ def format_dry_run(run: DryRun) -> str:
 _CSS = (
     "<style>.sl-card{font-family:var(--jp-ui-font-family,sans-serif);font-size:13px}"
     ".sl-card table{border-collapse:collapse}.sl-card td,.sl-card th{padding:2px 10px 2px 0;"
-    "text-align:left;vertical-align:top}.sl-card th{font-weight:600}"
+    "text-align:left!important;vertical-align:top}.sl-card th{font-weight:600}"
     ".sl-error{color:#b00020}.sl-warning{color:#8a6d00}.sl-card pre{max-height:24em;"
     "overflow:auto;background:var(--jp-layout-color2,#f5f5f5);padding:6px}</style>"
 )
