@@ -56,7 +56,8 @@ def test_quickstart(tmp_path: Path) -> None:
     train_cell = "result = %sft_train --local --config tiny --output-dir runs/quickstart"
     assert "completed: 440/440 steps" in by_source[train_cell]
     (cell,) = [c for c in code if c.source.startswith(train_cell)]
-    assert any("image/png" in o.get("data", {}) for o in cell.outputs)  # the live loss plot
+    live = cell.outputs[0]["data"]["text/html"]  # the live view: status, progress, loss plot
+    assert "completed · step 440/440" in live and "data:image/png;base64," in live
     reply = by_source['print(result.generate("What is photosynthesis?", max_new_tokens=30))']
     assert reply.strip()
     assert html.stat().st_size > 10_000
