@@ -61,3 +61,15 @@ def test_quickstart(tmp_path: Path) -> None:
     reply = by_source['print(result.generate("What is photosynthesis?", max_new_tokens=30))']
     assert reply.strip()
     assert html.stat().st_size > 10_000
+
+
+def test_remote_jobs_notebook() -> None:
+    notebook = run_notebook(ROOT / "notebooks" / "02_remote_jobs.ipynb")
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    by_source = {c.source.splitlines()[0]: outputs(c) for c in code}
+    submitted = by_source[
+        "job = %sft_train --remote --backend $backend --config lora --dataset $train_path"
+    ]
+    assert "succeeded" in submitted and "val.loss" in submitted
+    assert "'succeeded'" in by_source["again = %sft_train --attach {job.id} --backend $backend"]
+    assert not any("sk-test-" in text for text in by_source.values())  # the key is never shown
