@@ -36,8 +36,14 @@ format: setup
 test: lint
 	$(BIN)/python -m pytest -q
 
+# Every benchmark at the sizes BENCHMARKS.md reports (about 15 minutes on 2 cores).
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/lint_throughput.py --sizes 250 1000
+	$(BIN)/python benchmarks/dataset_kit.py
+	$(BIN)/python benchmarks/train_cpu.py --repeat 2
+	$(BIN)/python benchmarks/remote_upload.py --mb 1024
+	$(BIN)/python benchmarks/remote_poll.py --clients 50 --think 0 1 --seconds 15
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
