@@ -237,6 +237,7 @@ def dry_run(
     examples: int | None = None,
     validation_dataset: str | os.PathLike[str] | None = None,
     tokenizer: Any = None,
+    local: bool = False,
 ) -> DryRun:
     """Validate ``config`` and its data as a remote job would need them; send nothing.
 
@@ -247,6 +248,8 @@ def dry_run(
         validation_dataset: Overrides ``[data].validation_path``.
         tokenizer: A tokenizer (or a local name/path) to count tokens with; ``True`` uses the
             model's own tokenizer if it is available locally. Off by default: it is slow.
+        local: Check for local training: what only the hosted backend needs
+            (``[compute].gpu_type`` ...) is not required.
 
     Returns:
         A :class:`DryRun`; check ``.ok`` or call ``.raise_for_errors()``.
@@ -257,7 +260,7 @@ def dry_run(
     from synth_lab.data.examples import first_examples
 
     cfg = load_config(config)
-    config_problems = list(cfg.warnings) + cfg.remote_problems()
+    config_problems = list(cfg.warnings) + ([] if local else cfg.remote_problems())
     train_path = dataset if dataset is not None else cfg.dataset_path
     val_path = validation_dataset if validation_dataset is not None else cfg.validation_path
 

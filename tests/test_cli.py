@@ -146,3 +146,11 @@ def test_data_lint_missing_file(tmp_path: Path) -> None:
     out = cli("data", "lint", str(tmp_path / "nope.jsonl"), "--json")
     assert out.returncode == 2
     assert json.loads(out.stdout)["errors"][0]["message"]
+
+
+def test_local_dry_run_does_not_need_gpu_type(tmp_path: Path, train_jsonl: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[job]\nmodel = "synth-lab/tiny-chat"\n')
+    out = cli("train", str(config), "--dataset", str(train_jsonl), "--dry-run", "--local", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["summary"]["records"] == 10

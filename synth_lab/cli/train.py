@@ -42,7 +42,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from synth_lab.dryrun import dry_run
 
-    run = dry_run(config, args.dataset, examples=args.examples)
+    run = dry_run(config, args.dataset, examples=args.examples, local=args.local)
     if not run.ok:
         for source, problem in run.errors:
             print(format_problem(source, problem), file=sys.stderr)

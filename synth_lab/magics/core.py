@@ -185,7 +185,11 @@ class SynthLabMagics(Magics):
         from synth_lab.dryrun import dry_run
 
         run = dry_run(
-            self._config(opts), opts.dataset, examples=opts.examples, tokenizer=opts.tokens or None
+            self._config(opts),
+            opts.dataset,
+            examples=opts.examples,
+            tokenizer=opts.tokens or None,
+            local=opts.local,
         )
         if not run.ok:
             display(run)
