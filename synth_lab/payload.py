@@ -30,6 +30,10 @@ _NOT_SENT: dict[str, str] = {
     "compute.variant": "informational",
     "compute.gpus_per_node": "informational; the backend plans from gpu_count and nodes",
     "tags": "labels kept on your side",
+    "type": "tells the config kind; not sent",
+    "policy": "not used by SFT jobs",
+    "compute.topology": "informational",
+    "hyperparameters.world_size": "informational; the backend plans from [compute]",
 }
 
 
@@ -59,8 +63,9 @@ def build_payload(
             v = training.validation
             hyperparameters.update(v.model_dump(exclude={"enabled"}))
             effective_training["validation"] = {"enabled": v.enabled}
-        if training.lora is not None:
-            effective_training["lora"] = training.lora.model_dump(exclude_unset=True)
+    lora = config.lora_written()
+    if lora:
+        effective_training["lora"] = lora
 
     compute = config.compute
     effective: dict[str, Any] = {

@@ -296,3 +296,75 @@ def test_keys_inside_inline_tables_are_located() -> None:
     assert problem.path == "training.lora.alpah"
     assert (problem.line, problem.col) == (4, 17)
     assert "alpha" in problem.hint
+
+
+# -- shapes real configs use (older spellings the reference client still accepts) -------------
+
+
+def test_world_size_is_accepted_and_checked() -> None:
+    config = SFTConfig.from_toml(
+        MINIMAL + "[compute]\ngpu_count = 2\n[hyperparameters]\nworld_size = 2\n"
+    )
+    assert config.warnings == ()
+    mismatch = SFTConfig.from_toml(
+        MINIMAL + "[compute]\ngpu_count = 2\n[hyperparameters]\nworld_size = 8\n"
+    )
+    (warning,) = mismatch.warnings
+    assert warning.path == "hyperparameters.world_size" and warning.line == 6
+
+
+def test_old_lora_spellings_resolve_to_training_lora() -> None:
+    config = SFTConfig.from_toml(
+        MINIMAL + "[hyperparameters]\nlora_rank = 8\nlora_alpha = 16\nlora_dropout = 0.1\n"
+        'lora_target_modules = ["all-linear"]\n'
+    )
+    assert config.train_mode == "lora"
+    assert (config.lora.r, config.lora.alpha, config.lora.dropout) == (8, 16, 0.1)
+    assert config.lora.target_modules == "all-linear"
+    assert {w.code for w in config.warnings} == {"alias"}
+    assert [w.line for w in config.warnings] == [4, 5, 6, 7]
+
+
+def test_training_lora_wins_over_the_deprecated_table() -> None:
+    config = SFTConfig.from_toml(MINIMAL + "[lora]\nr = 4\nalpha = 8\n[training.lora]\nr = 32\n")
+    assert (config.lora.r, config.lora.alpha) == (32, 8)
+    assert [w.path for w in config.warnings] == ["lora"]
+    assert config.to_dict()["lora"] == {"r": 4, "alpha": 8}
+
+
+def test_list_all_linear_becomes_the_string_peft_understands() -> None:
+    config = SFTConfig.from_toml(MINIMAL + '[training.lora]\ntarget_modules = ["all-linear"]\n')
+    assert config.lora.target_modules == "all-linear"
+
+
+def test_type_sft_is_accepted_other_kinds_are_not() -> None:
+    assert SFTConfig.from_toml('type = "sft"\n' + MINIMAL).type == "sft"
+    problem = only_error('type = "rl"\n' + MINIMAL)
+    assert problem.path == "type" and problem.line == 1
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "ok"),
+    [
+        (("offline", "sft", "fft"), True),
+        (("offline", "supervised_finetune", "fft"), True),
+        (("Offline ", "SFT", "lora"), True),
+        (("offline", "sft", "qlora"), False),
+        (("online", "policy_gradient", "gspo"), False),
+    ],
+)
+def test_algorithm_must_be_an_sft_one(algorithm: tuple[str, str, str], ok: bool) -> None:
+    kind, method, variety = algorithm
+    text = f'[algorithm]\ntype = "{kind}"\nmethod = "{method}"\nvariety = "{variety}"\n' + MINIMAL
+    if ok:
+        assert SFTConfig.from_toml(text).algorithm is not None
+    else:
+        assert only_error(text).path == "algorithm"
+
+
+def test_compute_topology_and_policy_are_accepted() -> None:
+    config = SFTConfig.from_toml(
+        MINIMAL + "[compute]\ngpu_count = 1\n[compute.topology]\nnodes = 1\n[policy]\nx = 1\n"
+    )
+    assert config.compute is not None and config.compute.topology == {"nodes": 1}
+    assert [w.path for w in config.warnings] == ["policy"]

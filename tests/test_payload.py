@@ -163,3 +163,14 @@ configs = st.fixed_dictionaries(
 def test_payload_matches_the_reference_mapping(data: dict[str, Any]) -> None:
     config = SFTConfig.from_dict(data)
     assert build_payload(config, "file_X") == reference_payload(data, "file_X")
+
+
+def test_old_lora_spellings_are_sent_as_training_lora_with_their_types() -> None:
+    config = SFTConfig.from_toml(
+        '[job]\nmodel = "m"\n[hyperparameters]\nworld_size = 1\nlora_rank = 8\nlora_alpha = 16\n'
+    )
+    payload = build_payload(config, "f")
+    lora = payload["metadata"]["effective_config"]["training"]["lora"]
+    assert lora == {"r": 8, "alpha": 16} and isinstance(lora["alpha"], int)
+    assert "lora_rank" not in json.dumps(payload) and "world_size" not in json.dumps(payload)
+    assert dropped_keys(config) == ["hyperparameters.world_size"]

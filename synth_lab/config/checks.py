@@ -113,7 +113,7 @@ def _describe(kind: str, path: KeyPath, err: Any, data: dict[str, Any]) -> tuple
     value = err.get("input")
     if kind == "extra_forbidden":
         model = section_model(parent)
-        options = list(model.model_fields) if model else []
+        options = [f.alias or n for n, f in model.model_fields.items()] if model else []
         is_table = isinstance(value, dict)
         what = f"unknown section [{'.'.join(path)}]" if is_table else f"unknown key '{key}'"
         if not is_table or parent:
@@ -323,6 +323,78 @@ def consistency(model: schema.ConfigModel, place: Place) -> list[Problem]:
             "warning",
         )
     out.extend(_topology_mismatches(model, place))
+    out.extend(_compatibility(model, place))
+    return out
+
+
+def _compatibility(model: schema.ConfigModel, place: Place) -> list[Problem]:
+    """Keys real configs carry from older formats: accepted, with what to write instead."""
+    out: list[Problem] = []
+
+    def add(path: KeyPath, message: str, hint: str, severity: str, code: str) -> None:
+        line, col = place(path)
+        out.append(Problem(".".join(path), line, col, message, hint, severity, code))  # type: ignore[arg-type]
+
+    algorithm = model.algorithm
+    if algorithm is not None:
+        combo = tuple(
+            v.strip().lower() for v in (algorithm.type, algorithm.method, algorithm.variety)
+        )
+        if combo not in schema.ALGORITHMS:
+            known = ", ".join("/".join(a) for a in schema.ALGORITHMS)
+            add(
+                ("algorithm",),
+                f"[algorithm] {'/'.join(combo)} is not an SFT algorithm",
+                f"use one of {known}, or remove [algorithm]",
+                "error",
+                "invalid_choice",
+            )
+    if model.type is not None and model.type.strip().lower() != "sft":
+        add(
+            ("type",),
+            f"type = {model.type!r}: this is not an SFT config",
+            'SFT configs have type = "sft" (or no type)',
+            "error",
+            "invalid_choice",
+        )
+    hp = model.hyperparameters
+    for key, name in schema.LORA_ALIASES.items():
+        if getattr(hp, key) is not None:
+            add(
+                ("hyperparameters", key),
+                f"'{key}' is an old spelling of [training.lora].{name}",
+                f"write {name} under [training.lora]; the remote backend ignores '{key}'",
+                "warning",
+                "alias",
+            )
+    if hp.lora is not None:
+        add(
+            ("hyperparameters", "lora"),
+            "[hyperparameters.lora] is an old spelling of [training.lora]",
+            "rename the table to [training.lora]",
+            "warning",
+            "alias",
+        )
+    if model.lora_table is not None:
+        add(
+            ("lora",),
+            "[lora] is a deprecated spelling of [training.lora]",
+            "rename the table to [training.lora]",
+            "warning",
+            "alias",
+        )
+    if model.policy is not None:
+        add(("policy",), "[policy] is not used by SFT jobs", "remove it", "warning", "unused")
+    compute = model.compute
+    gpus = compute.gpu_count if compute else None
+    if hp.world_size is not None and gpus is not None and hp.world_size != gpus:
+        add(
+            ("hyperparameters", "world_size"),
+            f"world_size = {hp.world_size} disagrees with [compute].gpu_count = {gpus}",
+            "the world size comes from [compute]; remove world_size",
+            "warning",
+            "suspicious",
+        )
     return out
 
 

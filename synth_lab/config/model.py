@@ -93,7 +93,7 @@ class SFTConfig(schema.ConfigModel):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: the keys as written, with values coerced to their types."""
-        return self.model_dump(exclude_none=True, exclude_unset=True)
+        return self.model_dump(exclude_none=True, exclude_unset=True, by_alias=True)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the TOML atomically (a temporary file renamed into place)."""
@@ -176,14 +176,31 @@ class SFTConfig(schema.ConfigModel):
             return "qlora"
         if self.hyperparameters.train_kind == "peft" or (t and t.mode in ("lora", "peft")):
             return "lora"
-        if t and t.lora and self.hyperparameters.train_kind is None:
+        if self.lora_written() and self.hyperparameters.train_kind is None:
             return "lora"
         return "full_finetune"
+
+    def lora_written(self) -> dict[str, Any]:
+        """The LoRA keys the config sets, by their ``[training.lora]`` names.
+
+        ``[training.lora]`` wins over the older spellings real configs still use: a top-level
+        ``[lora]``, ``[hyperparameters.lora]`` and ``hyperparameters.lora_rank`` and friends.
+        """
+        hp = self.hyperparameters
+        written = {
+            schema.LORA_ALIASES[key]: value
+            for key, value in hp.model_dump(include=set(schema.LORA_ALIASES)).items()
+            if value is not None
+        }
+        for section in (hp.lora, self.lora_table, self.training.lora if self.training else None):
+            if section is not None:
+                written.update(section.model_dump(exclude_unset=True))
+        return written
 
     @property
     def lora(self) -> schema.LoraSection:
         """LoRA settings with defaults (r=16, alpha=32, dropout=0.05, all linear layers)."""
-        return (self.training.lora if self.training else None) or schema.LoraSection()
+        return schema.LoraSection(**self.lora_written())
 
     @property
     def validation(self) -> schema.ValidationSection:

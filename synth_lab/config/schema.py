@@ -8,9 +8,9 @@ Every field has a ``description``: it feeds help texts, the JSON schema and the 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 class Section(BaseModel):
@@ -62,6 +62,9 @@ class ComputeSection(Section):
     nodes: int | None = Field(default=None, gt=0, description="Number of nodes.")
     gpus_per_node: int | None = Field(default=None, gt=0, description="GPUs on each node.")
     variant: str | None = Field(default=None, description="Informational, e.g. `H100-4x`.")
+    topology: dict[str, Any] | None = Field(
+        default=None, description="Informational cluster topology (not sent; see [data.topology])."
+    )
 
 
 class DataSection(Section):
@@ -101,11 +104,19 @@ class ValidationSection(Section):
     )
 
 
+def _all_linear(value: list[str] | str) -> list[str] | str:
+    # Real configs write ["all-linear"]; peft only understands the bare string.
+    return "all-linear" if value == ["all-linear"] else value
+
+
+TargetModules = Annotated[list[str] | Literal["all-linear"], AfterValidator(_all_linear)]
+
+
 class LoraSection(Section):
     r: int = Field(default=16, gt=0, description="LoRA rank.")
-    alpha: float = Field(default=32, gt=0, description="LoRA scaling alpha.")
+    alpha: int | float = Field(default=32, gt=0, description="LoRA scaling alpha.")
     dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
-    target_modules: list[str] | Literal["all-linear"] = Field(
+    target_modules: TargetModules = Field(
         default="all-linear", description='Module names to adapt, or `"all-linear"`.'
     )
 
@@ -183,10 +194,26 @@ class HyperparametersSection(Section):
     parallelism: ParallelismSection | None = Field(
         default=None, description="Distributed and precision settings, forwarded verbatim."
     )
+    world_size: int | None = Field(
+        default=None, gt=0, description="Informational; the world size comes from [compute]."
+    )
+    lora: LoraSection | None = Field(default=None, description="Alias of [training.lora].")
+    lora_rank: int | None = Field(default=None, gt=0, description="Alias of [training.lora].r.")
+    lora_alpha: int | float | None = Field(
+        default=None, gt=0, description="Alias of [training.lora].alpha."
+    )
+    lora_dropout: float | None = Field(
+        default=None, ge=0, lt=1, description="Alias of [training.lora].dropout."
+    )
+    lora_target_modules: TargetModules | None = Field(
+        default=None, description="Alias of [training.lora].target_modules."
+    )
 
 
 class ConfigModel(Section):
     """The whole TOML document."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     algorithm: AlgorithmSection | None = Field(default=None, description="Algorithm selector.")
     job: JobSection = Field(description="Model and data.")
@@ -199,3 +226,19 @@ class ConfigModel(Section):
     tags: dict[str, Any] | None = Field(
         default=None, description="Free-form labels (not sent to the backend)."
     )
+    type: str | None = Field(default=None, description='Job type; `"sft"` (informational).')
+    lora_table: LoraSection | None = Field(
+        default=None, alias="lora", description="Deprecated alias of [training.lora]."
+    )
+    policy: dict[str, Any] | None = Field(
+        default=None, description="Accepted for compatibility; not used by SFT jobs."
+    )
+
+
+# Where LoRA settings may be written, most authoritative first, and the name each key has there.
+LORA_ALIASES: dict[str, str] = {
+    "lora_rank": "r",
+    "lora_alpha": "alpha",
+    "lora_dropout": "dropout",
+    "lora_target_modules": "target_modules",
+}
