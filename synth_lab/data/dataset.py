@@ -369,42 +369,9 @@ class Dataset:
     # ------------------------------------------------------------------ summaries
     def describe(self) -> pd.DataFrame:
         """Counts, role mix and length percentiles (p50/p90/p99/max) as a one-column table."""
-        df = self.df
-        problems = self.problem_list()
-        rows: dict[str, Any] = {
-            "records": len(df),
-            "errors": sum(p.severity == "error" for p in problems),
-            "warnings": sum(p.severity == "warning" for p in problems),
-            "with system prompt": int(df["has_system"].sum()),
-            "with tools": int(df["has_tools"].sum()),
-            "messages per record (mean)": round(float(df["n_messages"].mean()), 2)
-            if len(df)
-            else 0,
-        }
-        roles = pd.Series([r for text in df["roles"] for r in text.split(",") if r])
-        for role, share in roles.value_counts(normalize=True).items():
-            rows[f"share of {role} messages"] = round(float(share), 3)
-        columns = [
-            ("chars", "n_chars"),
-            ("tokens", "n_tokens"),
-            ("trained tokens", "n_trained_tokens"),
-        ]
-        for label, column in columns:
-            values = df[column].dropna().astype(float) if column in df else None
-            if values is None or values.empty:
-                continue
-            for q in (50, 90, 99):
-                rows[f"{label} p{q}"] = float(values.quantile(q / 100))
-            rows[f"{label} max"] = int(values.max())
-        if "truncated" in df and self.sequence_length:
-            stats = [s for s in self._token_stats() or () if s is not None]
-            rows["truncated records"] = int(df["truncated"].sum())
-            trained = sum(s[1] for s in stats)
-            rows["supervised tokens lost"] = sum(s[3] for s in stats)
-            rows["share of supervised tokens lost"] = round(
-                rows["supervised tokens lost"] / trained if trained else 0.0, 4
-            )
-        return pd.DataFrame({"value": pd.Series(rows, dtype=object)})
+        from synth_lab.data.stats import describe
+
+        return describe(self)
 
     def plot_lengths(
         self,
@@ -422,31 +389,9 @@ class Dataset:
         Returns:
             The matplotlib axes drawn on.
         """
-        seq = sequence_length if sequence_length is not None else self.sequence_length
-        tok = resolve_tokenizer(tokenizer) if tokenizer is not None else self.tokenizer
-        same = tok is self.tokenizer and seq == self.sequence_length
-        ds = self if same or tok is None else self.with_tokenizer(tok, seq)
-        stats = [s for s in ds._token_stats() or () if s is not None]
-        if ax is None:
-            import matplotlib.pyplot as plt
+        from synth_lab.data.stats import plot_lengths
 
-            _, ax = plt.subplots(figsize=(7, 3.5))
-        values = [s[0] for s in stats] if ds.tokenizer is not None else ds.df["n_chars"].tolist()
-        unit = "tokens" if ds.tokenizer is not None else "characters"
-        ax.hist(values, bins=bins, color="#4c72b0")
-        ax.set_xlabel(f"{unit} per record")
-        ax.set_ylabel("records")
-        title = f"{len(values):,} records"
-        if seq and ds.tokenizer is not None:
-            over = sum(s[2] for s in stats)
-            trained = sum(s[1] for s in stats)
-            lost = sum(s[3] for s in stats) / trained if trained else 0.0
-            share = over / len(stats) if stats else 0.0
-            ax.axvline(seq, color="#c44e52", linestyle="--", label=f"sequence_length = {seq:,}")
-            ax.legend(loc="upper right")
-            title += f": {share:.1%} longer than {seq:,}, {lost:.1%} of supervised tokens lost"
-        ax.set_title(title)
-        return ax
+        return plot_lengths(self, ax, tokenizer, sequence_length, bins=bins)
 
     def preview(self, index: int, tokenizer: Any = None) -> ChatPreview:
         """Record ``index`` rendered through the chat template, trained tokens highlighted."""
