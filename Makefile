@@ -9,9 +9,13 @@ TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 EXTRAS := notebook,train,qlora,server,dev
 
+LABEXT := $(VENV)/share/jupyter/labextensions/synth-lab-sft-toml
+EXT_SRC := extension/package.json extension/yarn.lock extension/tsconfig.json extension/.yarnrc.yml \
+	$(wildcard extension/src/*.ts extension/style/*)
+
 .PHONY: setup demo test lint format bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(LABEXT)/package.json
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +24,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# The JupyterLab extension (TOML highlighting in %%sft_config cells), built from yarn.lock.
+$(LABEXT)/package.json: $(EXT_SRC) | $(STAMP)
+	cd extension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm install --immutable
+	cd extension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm build:prod
+	mkdir -p $(dir $(LABEXT))
+	ln -sfn "$(CURDIR)/extension/labextension" $(LABEXT)
 
 demo: setup
 	mkdir -p out
@@ -47,3 +58,5 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
+	rm -rf extension/node_modules extension/lib extension/labextension extension/.yarn \
+		extension/tsconfig.tsbuildinfo
