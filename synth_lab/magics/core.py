@@ -251,3 +251,58 @@ class SynthLabMagics(Magics):
                 hint="--examples N keeps the first N records",
             )
         return Dataset.load(args.path, limit=args.examples)
+
+    # -- %sft_sweep -----------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument(
+        "--config", help=f"config variable name or TOML path (default: {DEFAULT_CONFIG_NAME})"
+    )
+    @argument("--dataset", help="training JSONL (overrides [job].data)")
+    @argument("--validation-dataset", help="validation JSONL (overrides [data].validation_path)")
+    @argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="an axis: dotted config key and TOML values; repeat for more axes (their product)",
+    )
+    @argument("--max-steps", type=int, help="stop each local run after N optimizer steps")
+    @argument("--output-dir", help="sweep folder, one subfolder per run (default: runs/sweep)")
+    @argument("--name", help="variable to bind the sweep result to")
+    @argument("--seed", type=int, default=0, help="seed of every local run")
+    @argument("--remote", action="store_true", help="submit each run to the learning API")
+    @argument("--backend", help="learning API base URL for --remote")
+    @line_magic
+    def sft_sweep(self, line: str) -> Any:
+        """Train a grid of configs one after another and compare them (a live table and plot).
+
+        Each ``--grid`` gives one axis: a dotted config key and its values in TOML syntax
+        (``1e-3``, ``true``, ``"text"``; bare words are strings); quote the whole axis, with
+        single quotes when the values hold double quotes. The sweep runs every
+        combination; all are validated before the first run. Same as
+        :func:`synth_lab.sweep.run_sweep`.
+
+        Examples::
+
+            %sft_sweep --dataset train.jsonl --grid "hyperparameters.learning_rate=1e-3,3e-3"
+            %sft_sweep --config my_cfg --dataset train.jsonl --max-steps 50 --name sweep \\
+                --grid "hyperparameters.learning_rate=1e-3,3e-3" --grid "training.lora.r=4,8"
+        """
+        from synth_lab.sweep import SweepArgs, run_sweep
+
+        opts = SweepArgs.parse(parse_argstring(self.sft_sweep, line))
+        result = run_sweep(
+            self._config(opts),  # type: ignore[arg-type]
+            opts.axes,
+            opts.dataset,
+            output_dir=opts.output_dir,
+            max_steps=opts.max_steps,
+            validation_dataset=opts.validation_dataset,
+            seed=opts.seed,
+            live=True,
+            remote=opts.remote,
+            backend=(opts.backend or self.backend or None) if opts.remote else None,
+        )
+        if opts.name:
+            self.shell.user_ns[opts.name] = result
+        return result
