@@ -9,34 +9,19 @@ installs the extension) and ``/usr/bin/chromium``.
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-EXTENSION = "synth-lab-sft-toml"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SERVER_START_S = 60
-WAIT_MS = 20_000
+from browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    EXTENSION,
+    WAIT_MS,
+    Lab,
+    lab,
+    make_notebook,
+    run_cell,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,6 +29,7 @@ pytestmark = [
         not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)"
     ),
 ]
+__all__ = ["lab"]  # the JupyterLab fixture, imported for use here
 
 SETUP_CELL = '%load_ext synth_lab\nnote = "[job]"  # a Python cell: no TOML classes here\nsize = 2'
 TOML_LINES = [
@@ -55,104 +41,6 @@ TOML_LINES = [
     "[training]",
     "use_qlora = false",
 ]
-
-
-@dataclass
-class Lab:
-    url: str
-    token: str
-    root: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _notebook(cells: list[str]) -> dict:
-    return {
-        "nbformat": 4,
-        "nbformat_minor": 5,
-        "metadata": {
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-            "language_info": {"name": "python"},
-        },
-        "cells": [
-            {
-                "cell_type": "code",
-                "id": f"cell-{i}",
-                "metadata": {},
-                "source": source,
-                "outputs": [],
-                "execution_count": None,
-            }
-            for i, source in enumerate(cells)
-        ],
-    }
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    """JupyterLab on 127.0.0.1 with a random token, in its own process group."""
-    root, config = tmp_path / "root", tmp_path / "config"
-    (config / "labconfig").mkdir(parents=True)
-    root.mkdir()
-    # The news toast would cover the notebook; disable it in this temporary config dir only.
-    disabled = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
-    (config / "labconfig" / "page_config.json").write_text(json.dumps(disabled))
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(config),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
-    }
-    port, token = _free_port(), secrets.token_hex(16)
-    log = (tmp_path / "jupyterlab.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--allow-root",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-        ],
-        env=env,
-        cwd=root,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"JupyterLab exited: {(tmp_path / 'jupyterlab.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab not up after {SERVER_START_S} s")
-            time.sleep(0.2)
-        yield Lab(url=url, token=token, root=root)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def _computed_color_check(cell: str, selector: str, variable: str) -> str:
@@ -171,7 +59,7 @@ def _computed_color_check(cell: str, selector: str, variable: str) -> str:
 def test_sft_config_cell_is_highlighted_as_toml(lab: Lab, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    (lab.root / "sft.ipynb").write_text(json.dumps(_notebook([SETUP_CELL, ""])))
+    (lab.root / "sft.ipynb").write_text(json.dumps(make_notebook([SETUP_CELL, ""])))
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
@@ -226,10 +114,8 @@ def test_sft_config_cell_is_highlighted_as_toml(lab: Lab, tmp_path: Path) -> Non
             page.screenshot(path=str(tmp_path / "sft_config_toml.png"))
 
             # Run the setup cell, then the config cell: the config card appears.
-            page.click(f"{python_cell} .cm-content")
-            page.keyboard.press("Shift+Enter")
-            page.click(f"{toml_cell} .cm-content")
-            page.keyboard.press("Shift+Enter")
+            run_cell(page, python_cell)
+            run_cell(page, toml_cell)
             card = page.locator(f"{toml_cell} .jp-OutputArea-output", has_text="SFT config")
             card.wait_for(timeout=60_000)
             page.screenshot(path=str(tmp_path / "sft_config_card.png"))
