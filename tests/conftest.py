@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,21 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
             else:
                 handle.write(json.dumps(record).encode() + b"\n")
     return path
+
+
+@pytest.fixture
+def shell() -> Iterator[Any]:
+    """A real IPython shell with the extension loaded (unloaded and reset afterwards)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from synth_lab import errors
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "synth_lab")
+    yield ip
+    ip.run_line_magic("unload_ext", "synth_lab")
+    ip.reset()
+    errors.SHOW_TRACEBACKS = False
 
 
 @pytest.fixture

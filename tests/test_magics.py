@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,21 +12,10 @@ from conftest import GOLDEN, chat, write_jsonl
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from synth_lab import errors
 from synth_lab.config import ConfigError, SFTConfig
 from synth_lab.dryrun import DryRun
 
 SEED_TOML = (GOLDEN / "seed_minimal_fft_qwen3_4b.toml").read_text()
-
-
-@pytest.fixture
-def shell() -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "synth_lab")
-    yield ip
-    ip.run_line_magic("unload_ext", "synth_lab")
-    ip.reset()
-    errors.SHOW_TRACEBACKS = False
 
 
 def run(shell: InteractiveShell, code: str):

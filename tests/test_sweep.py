@@ -12,7 +12,6 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from test_train_support import config_text, shared_cache
 
-from synth_lab import errors
 from synth_lab.config import ConfigError, SFTConfig
 from synth_lab.errors import SynthLabError
 from synth_lab.samples import sample_path
@@ -170,16 +169,6 @@ def test_an_interrupt_stops_the_sweep_and_keeps_what_finished(tmp_path: Path) ->
     assert [r.status for r in sweep.runs] == ["completed", "interrupted", "pending"]
     assert sweep.best is sweep.runs[0]
     assert sweep.to_dict()["status"] == "interrupted"
-
-
-@pytest.fixture
-def shell() -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "synth_lab")
-    yield ip
-    ip.run_line_magic("unload_ext", "synth_lab")
-    ip.reset()
-    errors.SHOW_TRACEBACKS = False
 
 
 def test_the_magic_runs_a_sweep(shell: InteractiveShell, tmp_path: Path) -> None:

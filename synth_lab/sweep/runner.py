@@ -182,13 +182,9 @@ class SweepView:
         self._png = self._render_png()
         self._plot_cost = time.monotonic() - began
         self._last = time.monotonic()
-        if self._handle is not None:
-            self._handle.update(self.frame())
-            return
-        display = self._display
-        if display is None:
-            from IPython.display import display
-        self._handle = display(self.frame(), display_id=True)
+        from synth_lab.train.live import show
+
+        self._handle = show(self.frame(), self._handle, self._display)
 
     def frame(self) -> _Frame:
         """The current rendering."""

@@ -185,14 +185,19 @@ class LiveView(BaseLogger):
             self._plot_cost = time.monotonic() - began
             self._last_plot = time.monotonic()
         self._last_draw = time.monotonic()
-        if self._handle is not None:
-            self._handle.update(self.frame())
-            return
-        display = self._display
-        if display is None:
-            from IPython.display import display
-        self._handle = display(self.frame(), display_id=True)
+        self._handle = show(self.frame(), self._handle, self._display)
         self._shown = True
+
+
+def show(frame: Any, handle: Any = None, display: Any = None) -> Any:
+    """Show ``frame`` in the cell: update ``handle`` if there is one, else display ``frame``
+    with a display id (``display`` defaults to IPython's) and return the new handle."""
+    if handle is not None:
+        handle.update(frame)
+        return handle
+    if display is None:
+        from IPython.display import display
+    return display(frame, display_id=True)
 
 
 class TextLogger(BaseLogger):
