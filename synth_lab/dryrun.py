@@ -204,8 +204,7 @@ def _check_file(role: str, path: Path) -> FileCheck:
     from synth_lab.data.validate import lint_file
 
     report = lint_file(path)
-    valid = report.records - len({p.line for p in report.errors if p.line})
-    return FileCheck(role, str(path), report.records, max(valid, 0), list(report.problems))
+    return FileCheck(role, str(path), report.records, report.valid_records, list(report.problems))
 
 
 def count_tokens(

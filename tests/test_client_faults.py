@@ -21,7 +21,7 @@ from conftest import chat, write_jsonl
 
 from synth_lab.client import SynthClient, submit
 from synth_lab.client.remote import RemoteJob
-from synth_lab.server.testing import ServerProcess
+from synth_lab.server.testing import ServerProcess, restart_while_watching
 
 FAKE = "synth_lab.server.testing:fake_run"
 CONFIG = """
@@ -186,23 +186,7 @@ def test_server_restart_while_polling(slow_server: ServerProcess, tmp_path: Path
     api = SynthClient(api_key=slow_server.api_key, base_url=slow_server.url, dotenv=None)
     job = submit(CONFIG, train, client=api, wait=False)
     watcher = RemoteJob(api, job.id, poll_interval=0.1)
-    errors: list[BaseException] = []
-
-    def watch() -> None:
-        try:
-            watcher.wait(120, live=False)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    thread = threading.Thread(target=watch)
-    thread.start()
-    for _ in range(400):  # until training is under way (bounded)
-        if any(p["step"] >= 12 for p in watcher.points):
-            break
-        time.sleep(0.05)
-    slow_server.restart(sig)
-    thread.join(120)
-    assert not thread.is_alive() and not errors, errors
+    restart_while_watching(slow_server, watcher, after_step=12, sig=sig, timeout=120)
 
     assert watcher.status == "succeeded"
     assert [j["id"] for j in api.jobs.list(limit=100)] == [job.id]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import signal
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from conftest import chat, write_jsonl
 
 from synth_lab.client import SynthClient, submit
 from synth_lab.client.remote import RemoteJob
-from synth_lab.server.testing import ServerProcess
+from synth_lab.server.testing import ServerProcess, restart_while_watching
 
 pytest.importorskip("torch")
 pytest.importorskip("peft")
@@ -97,23 +95,7 @@ def test_restart_resumes_the_real_trainer_from_its_checkpoint(tmp_path: Path) ->
         api = SynthClient(api_key=srv.api_key, base_url=srv.url, dotenv=None)
         job = submit(config, train, client=api, wait=False)
         watcher = RemoteJob(api, job.id, poll_interval=0.2)
-        errors: list[BaseException] = []
-
-        def watch() -> None:
-            try:
-                watcher.wait(300, live=False)
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
-
-        thread = threading.Thread(target=watch)
-        thread.start()
-        for _ in range(1200):  # until training is under way (bounded)
-            if any(p["step"] >= 30 for p in watcher.points):
-                break
-            time.sleep(0.05)
-        srv.restart(signal.SIGTERM)
-        thread.join(300)
-        assert not thread.is_alive() and not errors, errors
+        restart_while_watching(srv, watcher, after_step=30, sig=signal.SIGTERM, timeout=300)
 
         assert watcher.status == "succeeded", watcher.failure_reason()
         events = api.jobs.events(job.id, limit=1000)

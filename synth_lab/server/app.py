@@ -148,15 +148,23 @@ class Api:
             problem = {"line": None, "message": str(exc), "code": "unreadable"}
             self.store.set_file_checked(file_id, False, 0, [problem])
 
+    def _replay(
+        self, request: Request, owner: str, kind: str, lookup: Any
+    ) -> tuple[str | None, Response | None]:
+        """The request's ``Idempotency-Key`` and, when it was seen before, the first answer."""
+        key = request.headers.get("idempotency-key")
+        known = self.store.idempotent_ref(owner, kind, key) if key else None
+        if known is None:
+            return key, None
+        return key, json_response(lookup(known, owner), 200)
+
     # -- files ----------------------------------------------------------------------------------
 
     async def upload_file(self, request: Request) -> Response:
         owner = self.owner(request)
-        key = request.headers.get("idempotency-key")
-        if key:
-            known = self.store.idempotent_ref(owner, "file", key)
-            if known is not None:
-                return json_response(self.store.file(known, owner), 200)
+        key, replay = self._replay(request, owner, "file", self.store.file)
+        if replay is not None:
+            return replay
         file_id = f"file_{uuid.uuid4().hex[:24]}"
         part = self.files_dir / f".{file_id}.part"
         upload = await receive_upload(request, part, self.settings.max_upload_bytes)
@@ -191,11 +199,9 @@ class Api:
 
     async def create_job(self, request: Request) -> Response:
         owner = self.owner(request)
-        key = request.headers.get("idempotency-key")
-        if key:
-            known = self.store.idempotent_ref(owner, "job", key)
-            if known is not None:
-                return json_response(self.store.job(known, owner), 200)
+        key, replay = self._replay(request, owner, "job", self.store.job)
+        if replay is not None:
+            return replay
         payload = await _read_json(request)
         plan = plan_job(
             payload,

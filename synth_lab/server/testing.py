@@ -209,3 +209,34 @@ def fake_run(
     except KeyboardInterrupt:
         return FakeResult("interrupted", step - 1, {})
     return FakeResult("succeeded", total, {"train.loss": 2.0 * math.exp(-total / 10.0) + 0.1})
+
+
+def restart_while_watching(
+    server: ServerProcess, watcher: Any, *, after_step: int, sig: int, timeout: float
+) -> None:
+    """Watch ``watcher`` (a ``RemoteJob``) to its end in a thread, restarting ``server`` with
+    ``sig`` once a metric point at ``after_step`` or later has been seen.
+
+    Raises:
+        AssertionError: The watch did not end within ``timeout`` or raised (its error attached).
+    """
+    import threading
+
+    errors: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            watcher.wait(timeout, live=False)
+        except BaseException as exc:  # surfaced to the caller below
+            errors.append(exc)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # until training is under way (bounded)
+        if any(p["step"] >= after_step for p in watcher.points):
+            break
+        time.sleep(0.05)
+    server.restart(sig)
+    thread.join(timeout)
+    assert not thread.is_alive() and not errors, errors
