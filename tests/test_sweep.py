@@ -207,10 +207,13 @@ def test_remote_sweep_submits_every_point(tmp_path: Path, monkeypatch: pytest.Mo
     args += ["--model-map", "Qwen/Qwen3-4B=synth-lab/tiny-chat"]
     with ServerProcess(tmp_path / "srv", extra_args=args) as srv:
         monkeypatch.setenv("SYNTH_API_KEY", srv.api_key)
-        sweep = run_sweep(seed, {LR: [1e-5, 2e-5]}, data, remote=True, backend=srv.url, live=False)
+        out = tmp_path / "sw"
+        sweep = run_sweep(
+            seed, {LR: [1e-5, 2e-5]}, data, remote=True, backend=srv.url, live=False, output_dir=out
+        )
     assert [r.status for r in sweep.runs] == ["completed", "completed"]
     assert all(isinstance(r.result, RemoteJob) for r in sweep.runs)
     assert sweep.runs[0].result.id != sweep.runs[1].result.id
-    assert sweep.output_dir is None and sweep.runs[0].output_dir is None
+    assert sweep.output_dir == out.resolve() and sweep.runs[0].output_dir is None
     assert sweep.runs[0].train_loss is not None and len(sweep.plot().get_lines()) == 2
     assert json.loads(json.dumps(sweep.to_dict()))["runs"][0]["result"]["id"]
