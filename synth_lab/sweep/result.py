@@ -111,9 +111,8 @@ class SweepRun:
         steps = getattr(self.result, "steps", None)
         if isinstance(steps, int):
             return steps
-        if self.recorded_steps is not None:
-            return self.recorded_steps
-        return max((int(p.get("step") or 0) for p in self.points), default=0)
+        seen = max((int(p.get("step") or 0) for p in self.points), default=None)
+        return seen if seen is not None else self.recorded_steps or 0
 
     @property
     def train_loss(self) -> float | None:
