@@ -114,6 +114,8 @@ def test_successive_halving_stops_exactly_the_runs_it_names() -> None:
     assert rule.decide(curves, set(curves)) == {"r2": 2, "r4": 2, "r3": 4}
     assert rule.decide(curves, {"r1", "r3"}) == {"r3": 4}
     assert SuccessiveHalving(min_step=2, eta=5).decide(curves, set(curves)) == {}
+    assert SuccessiveHalving(eta=2).decide(curves, set(curves)) == {"r2": 2, "r4": 2, "r3": 4}
+    assert SuccessiveHalving(eta=2).rungs(20, first=5) == [5, 10, 20]
     assert isinstance(make_rule("halving"), SuccessiveHalving)
     with pytest.raises(SynthLabError, match="unknown early stopping rule"):
         make_rule("hyperband")

@@ -204,7 +204,7 @@ class _Remote:
                     run = queue.pop(0)
                     if self._submit(run, dataset, validation_dataset):
                         flight.append(run)
-                self._draw(force=True)
+                self._draw(force=False)  # throttled: starts and ends redraw at once
                 flight = self._poll(flight)
                 if flight:
                     time.sleep(self.interval)
@@ -245,6 +245,7 @@ class _Remote:
             return False
         run.result, run.job_id = job, job.id
         self.manifest.record(run).save()
+        self._draw(force=True)
         return True
 
     def _poll(self, flight: list[SweepRun]) -> list[SweepRun]:

@@ -60,24 +60,25 @@ class SuccessiveHalving:
 
     Args:
         metric: The metric compared.
-        min_step: The first rung.
+        min_step: The first rung (default: the first step any run reported, so the rungs fall
+            on evaluation steps: evaluating every 5 steps gives rungs 5, 15, 45 with ``eta=3``).
         eta: The reduction factor (keep the best third with 3).
     """
 
     metric: str = "val.loss"
-    min_step: int = 1
+    min_step: int | None = None
     eta: int = 3
 
     def __post_init__(self) -> None:
-        if self.eta < 2 or self.min_step < 1:
+        if self.eta < 2 or (self.min_step is not None and self.min_step < 1):
             raise SynthLabError(
                 f"SuccessiveHalving needs eta >= 2 and min_step >= 1, got {self.eta}, "
                 f"{self.min_step}"
             )
 
-    def rungs(self, last: int) -> list[int]:
-        """The rung steps up to ``last``."""
-        steps, step = [], self.min_step
+    def rungs(self, last: int, first: int = 1) -> list[int]:
+        """The rung steps up to ``last`` (from ``min_step``, else from ``first``)."""
+        steps, step = [], max(1, self.min_step or first)
         while step <= last:
             steps.append(step)
             step *= self.eta
@@ -86,9 +87,11 @@ class SuccessiveHalving:
     def decide(self, curves: Curves, active: Iterable[str]) -> dict[str, int]:
         """``{run: step}`` for each active run the rule stops, at the first rung it fails."""
         active = set(active)
-        last = max((s for curve in curves.values() for s in curve), default=0)
+        reported = [s for curve in curves.values() for s in curve]
         stop: dict[str, int] = {}
-        for rung in self.rungs(last):
+        if not reported:
+            return stop
+        for rung in self.rungs(max(reported), min(reported)):
             reached = sorted((c[rung], n) for n, c in curves.items() if rung in c)
             if len(reached) < self.eta:
                 continue
