@@ -217,3 +217,23 @@ def test_remote_sweep_submits_every_point(tmp_path: Path, monkeypatch: pytest.Mo
     assert sweep.output_dir == out.resolve() and sweep.runs[0].output_dir is None
     assert sweep.runs[0].train_loss is not None and len(sweep.plot().get_lines()) == 2
     assert json.loads(json.dumps(sweep.to_dict()))["runs"][0]["result"]["id"]
+
+
+def test_local_points_train_side_by_side_on_separate_gpus(tmp_path: Path) -> None:
+    """Worker processes with disjoint ``CUDA_VISIBLE_DEVICES`` (on a CPU they train on it)."""
+    points = [{LR: 1e-3}, {"hyperparameters.parallelism.tensor_parallel_size": 2}, {LR: 3e-3}]
+    sweep = run_sweep(
+        base(), points, sample_path(), output_dir=tmp_path / "s", max_steps=2, live=False,
+        max_parallel=2, gpus=[0, 1],
+    )  # fmt: skip
+    assert [r.status for r in sweep.runs] == ["completed", "failed", "completed"]
+    assert sweep.runs[1].error.startswith("TrainingError:")
+    assert [r.steps for r in sweep.runs] == [2, 0, 2] and sweep.runs[2].train_loss is not None
+    entries = json.loads((tmp_path / "s" / "manifest.json").read_text())["runs"]
+    spans = [(e["devices"], e["started_at"], e["ended_at"]) for e in entries.values()]
+    assert sorted(d for d, _, _ in spans[:2]) == [[0], [1]]  # the first two got one GPU each
+    for devices, start, end in spans:
+        same = [(s, e) for d, s, e in spans if d == devices and (s, e) != (start, end)]
+        assert all(e <= start or s >= end for s, e in same)  # never two on one GPU
+    assert spans[0][1] < spans[1][2] and spans[1][1] < spans[0][2]  # the first two overlapped
+    assert (tmp_path / "s" / sweep.runs[0].name / "result.json").is_file()

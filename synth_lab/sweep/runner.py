@@ -20,6 +20,7 @@ from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import SynthLabError
 from synth_lab.sweep import status as st
 from synth_lab.sweep.grid import SweepPoint, grid
+from synth_lab.sweep.local import LocalArgs, curves, run_local, slots
 from synth_lab.sweep.manifest import Manifest, rebuild, save_points
 from synth_lab.sweep.result import SweepResult, SweepRun
 from synth_lab.sweep.space import is_random, sample
@@ -50,6 +51,8 @@ def run_sweep(
     early_stop: Any = None,
     rank_by: str | None = None,
     poll_interval: float | None = None,
+    gpus: Sequence[int] | None = None,
+    gpus_per_point: int = 1,
 ) -> SweepResult:
     """Train one run per sweep point and compare them.
 
@@ -74,7 +77,8 @@ def run_sweep(
         remote: Submit the points to the learning API instead of training here.
         backend: The learning API base URL for ``remote`` (default from the environment).
         logger: Extra metric logger(s) for every local run (see :func:`synth_lab.train.run`).
-        max_parallel: Remote jobs in flight at once (local runs go one at a time).
+        max_parallel: Remote jobs in flight at once; local points training at once on
+            separate GPUs (on a CPU they go one at a time).
         resume: Continue the sweep already in ``output_dir``: finished runs are kept, running
             remote jobs watched again, local runs continued from their last checkpoint.
         budget: Points of a random search.
@@ -83,6 +87,8 @@ def run_sweep(
             weak runs are stopped (local) or cancelled (remote), status ``stopped early``.
         rank_by: The metric the table and :attr:`SweepResult.best` rank by.
         poll_interval: Seconds between polls of remote jobs (default ``[job].poll_seconds``).
+        gpus: GPU ids local points may use (default: every GPU of this machine).
+        gpus_per_point: GPUs each local point trains on when points run side by side.
 
     Returns:
         A :class:`SweepResult` (``completed`` or ``interrupted``).
@@ -119,9 +125,9 @@ def run_sweep(
                 dataset, validation_dataset
             )
         else:
-            _run_all_local(
-                sweep, manifest, view, rule, (dataset, validation_dataset, max_steps, seed, logger)
-            )
+            local = LocalArgs(dataset, validation_dataset, max_steps, seed, logger)
+            gpu_slots = slots(_gpus(gpus), gpus_per_point, max_parallel) if max_parallel > 1 else []
+            run_local(sweep, manifest, view, rule, local, gpu_slots)
     except KeyboardInterrupt:
         sweep.status = st.INTERRUPTED
     else:
@@ -186,6 +192,7 @@ class _Remote:
         self.rule, self.max_parallel, self.interval = rule, max_parallel, interval
         self.began: dict[str, float] = {}
         self.failures: dict[str, int] = {}
+        self.changed = True
 
     def run(self, dataset: Any, validation_dataset: Any) -> None:
         from synth_lab.client.remote import attach
@@ -204,8 +211,8 @@ class _Remote:
                     run = queue.pop(0)
                     if self._submit(run, dataset, validation_dataset):
                         flight.append(run)
-                self._draw(force=False)  # throttled: starts and ends redraw at once
                 flight = self._poll(flight)
+                self._draw()
                 if flight:
                     time.sleep(self.interval)
         except KeyboardInterrupt:
@@ -245,7 +252,7 @@ class _Remote:
             return False
         run.result, run.job_id = job, job.id
         self.manifest.record(run).save()
-        self._draw(force=True)
+        self.changed = True
         return True
 
     def _poll(self, flight: list[SweepRun]) -> list[SweepRun]:
@@ -278,7 +285,7 @@ class _Remote:
     def _stops(self, going: list[SweepRun]) -> dict[str, int]:
         if self.rule is None or not going:
             return {}
-        return self.rule.decide(_curves(self.sweep, self.rule.metric), [r.name for r in going])
+        return self.rule.decide(curves(self.sweep, self.rule.metric), [r.name for r in going])
 
     def _end(self, run: SweepRun, status: str, error: str | None = None) -> None:
         run.status, run.error = status, error
@@ -287,103 +294,22 @@ class _Remote:
         if run.result is not None:
             save_points(run, self.manifest.folder)
         self.manifest.record(run).save()
-        self._draw(force=True)
+        self.changed = True
 
-    def _draw(self, force: bool) -> None:
+    def _draw(self) -> None:
+        """Redraw once per poll round when a run started or ended, else when the view's
+        throttle allows (a redraw renders the PNG of every curve)."""
         if self.view:
-            self.view.draw(force=force)
+            self.view.draw(force=self.changed)
+        self.changed = False
 
 
-def _curves(sweep: SweepResult, metric: str) -> dict[str, dict[int, float]]:
-    curves = {}
-    for run in sweep.runs:
-        if run.status in (st.FAILED, st.PENDING):
-            continue
-        steps, values = run.series(metric)
-        if steps:
-            curves[run.name] = dict(zip(steps, values, strict=True))
-    return curves
+def _gpus(gpus: Sequence[int] | None) -> list[int]:
+    if gpus is not None:
+        return list(gpus)
+    import torch
 
-
-# -- local --------------------------------------------------------------------------------------
-
-
-def _run_all_local(
-    sweep: SweepResult,
-    manifest: Manifest,
-    view: SweepView | None,
-    rule: Any,
-    args: tuple[Any, Any, int | None, int, Any],
-) -> None:
-    dataset, validation_dataset, max_steps, seed, logger = args
-    root = manifest.folder
-    for run in sweep.runs:
-        if run.status in st.FINISHED:
-            continue
-        again = run.status in (st.RUNNING, st.INTERRUPTED)  # continue from its checkpoint
-        run.status, run.output_dir, run.live_points = st.RUNNING, root / run.name, []
-        manifest.record(run).save()
-        if view:
-            view.draw(force=True)
-        began = time.monotonic() - run.seconds
-        feed = _Feed(run, view, sweep, rule)
-        try:
-            _run_local(run, dataset, validation_dataset, max_steps, seed, again, [logger, feed])
-        except KeyboardInterrupt:
-            run.status = st.INTERRUPTED
-        except Exception as exc:  # one bad run must not lose the sweep
-            run.status = st.FAILED
-            run.error = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
-        finally:
-            run.seconds = time.monotonic() - began
-        if run.status == st.INTERRUPTED and run.stopped_step is not None:
-            run.status = st.STOPPED_EARLY
-        manifest.record(run).save()
-        if run.status == st.INTERRUPTED:
-            raise KeyboardInterrupt
-
-
-def _run_local(
-    run: SweepRun,
-    dataset: Any,
-    validation_dataset: Any,
-    max_steps: int | None,
-    seed: int,
-    resume: bool,
-    loggers: list[Any],
-) -> None:
-    from synth_lab.train import run as train
-
-    result = train(
-        run.config,
-        dataset,
-        output_dir=run.output_dir,  # type: ignore[arg-type]
-        max_steps=max_steps,
-        resume=resume,
-        live=False,
-        logger=[lg for lg in loggers if lg is not None],
-        validation_dataset=validation_dataset,
-        seed=seed,
-    )
-    run.result, run.status = result, result.status
-
-
-class _Feed:
-    """A metric logger that keeps a running run's points, redraws the sweep view, and stops
-    the run (with a checkpoint) when the early stopping rule names it."""
-
-    def __init__(self, run: SweepRun, view: SweepView | None, sweep: SweepResult, rule: Any):
-        self.run, self.view, self.sweep, self.rule = run, view, sweep, rule
-
-    def log(self, points: Sequence[Any]) -> None:
-        self.run.live_points.extend(points)
-        if self.view:
-            self.view.draw(force=False)
-        if self.rule is not None and any(p.name == self.rule.metric for p in points):
-            step = self.rule.decide(_curves(self.sweep, self.rule.metric), [self.run.name])
-            if self.run.name in step:
-                self.run.stopped_step = step[self.run.name]
-                raise KeyboardInterrupt  # the trainer's way to stop with a checkpoint
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
 def _in_notebook() -> bool:
