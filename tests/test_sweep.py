@@ -170,6 +170,36 @@ def test_an_interrupt_stops_the_sweep_and_keeps_what_finished(tmp_path: Path) ->
     assert sweep.best is sweep.runs[0]
     assert sweep.to_dict()["status"] == "interrupted"
 
+    resumed = run_sweep(
+        base(), {LR: [1e-3, 2e-3, 3e-3]}, sample_path(), output_dir=tmp_path / "s",
+        max_steps=3, live=False, resume=True,
+    )  # fmt: skip
+    assert [r.status for r in resumed.runs] == ["completed"] * 3
+    first, second, third = resumed.runs
+    assert first.result is None and first.train_loss == sweep.runs[0].train_loss  # not rerun
+    assert second.result.summary["start_step"] == sweep.runs[1].steps > 0  # from its checkpoint
+    assert second.steps == third.steps == 3
+
+
+class StopAtStep2:
+    """A rule naming the second point once it has reported step 2 (to test the wiring)."""
+
+    metric = "train.loss"
+
+    def decide(self, curves: dict[str, dict[int, float]], active: list[str]) -> dict[str, int]:
+        return {n: 2 for n in active if n.startswith("01-") and 2 in curves.get(n, {})}
+
+
+def test_an_early_stop_ends_a_local_run_with_a_checkpoint(tmp_path: Path) -> None:
+    sweep = run_sweep(
+        base(), {LR: [1e-3, 2e-3]}, sample_path(), output_dir=tmp_path / "s", max_steps=4,
+        live=False, early_stop=StopAtStep2(),
+    )  # fmt: skip
+    kept, stopped = sweep.runs
+    assert sweep.status == "completed" and kept.status == "completed" and kept.steps == 4
+    assert (stopped.status, stopped.stopped_step, stopped.steps) == ("stopped early", 2, 2)
+    assert stopped.result.last_checkpoint is not None
+
 
 def test_the_magic_runs_a_sweep(shell: InteractiveShell, tmp_path: Path) -> None:
     shell.user_ns["cfg"] = base()
