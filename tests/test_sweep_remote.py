@@ -108,6 +108,38 @@ def test_an_early_stop_cancels_the_remote_job(server: ServerProcess, tmp_path: P
     assert load(tmp_path / "sw").runs[1].stopped_step == 5
 
 
+class InterruptAtStep3:
+    """Raises ``KeyboardInterrupt`` (the notebook's stop button) once a run reports step 3."""
+
+    metric = "train.loss"
+
+    def decide(self, curves: dict[str, dict[int, float]], active: list[str]) -> dict[str, int]:
+        if any(3 in c for c in curves.values()):
+            raise KeyboardInterrupt
+        return {}
+
+
+def test_stopping_the_cell_leaves_jobs_running_until_cancel(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    sweep = run_sweep(
+        SEED_TOML, {LR: [1e-5, 2e-5, 3e-5]}, data(tmp_path, 200), remote=True,
+        backend=server.url, max_parallel=2, output_dir=tmp_path / "sw", live=False,
+        poll_interval=0.1, early_stop=InterruptAtStep3(),
+    )  # fmt: skip
+    assert sweep.status == "interrupted"
+    assert [r.status for r in sweep.runs] == ["interrupted", "interrupted", "pending"]
+    ids = [r.job_id for r in sweep.runs[:2]]
+    assert all(jobs(server)[i]["status"] in ("queued", "running") for i in ids)  # still going
+
+    reloaded = load(tmp_path / "sw")
+    assert [r.name for r in reloaded.cancel()] == [r.name for r in sweep.runs[:2]]
+    assert {jobs(server)[i]["status"] for i in ids} == {"cancelled"}
+    after = json.loads((tmp_path / "sw" / "manifest.json").read_text())
+    assert after["status"] == "cancelled"
+    assert [e["status"] for e in after["runs"].values()] == ["cancelled", "cancelled", "pending"]
+
+
 SWEEP_SCRIPT = f"""
 import sys
 from synth_lab.sweep import run_sweep
