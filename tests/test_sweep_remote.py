@@ -66,14 +66,18 @@ def data(tmp_path: Path, records: int) -> Path:
 
 
 def test_points_run_side_by_side_never_more_than_asked(
-    server: ServerProcess, tmp_path: Path
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = set(jobs(server))
     lrs = [1e-5, 2e-5, 3e-5, 4e-5, 5e-5]
     sweep = run_sweep(
         SEED_TOML, {LR: lrs}, data(tmp_path, 10), remote=True, backend=server.url,
-        max_parallel=2, output_dir=tmp_path / "sw", live=False, poll_interval=0.1,
+        max_parallel=2, output_dir=tmp_path / "sw", live=True, poll_interval=0.1,
     )  # fmt: skip
+    # the live table, printed by display() outside a notebook: one frame per redraw
+    frames = capsys.readouterr().out.split("sweep · ")[1:]
+    assert frames[-1].startswith("completed · 5 run(s)")
+    assert max(f.count(" running ") for f in frames) == 2
     assert sweep.status == "completed"
     assert [r.status for r in sweep.runs] == ["completed"] * 5
     assert all(r.steps == 10 and r.series("val.loss")[0] == [5, 10] for r in sweep.runs)
