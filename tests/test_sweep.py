@@ -170,6 +170,36 @@ def test_an_interrupt_stops_the_sweep_and_keeps_what_finished(tmp_path: Path) ->
     assert sweep.best is sweep.runs[0]
     assert sweep.to_dict()["status"] == "interrupted"
 
+    resumed = run_sweep(
+        base(), {LR: [1e-3, 2e-3, 3e-3]}, sample_path(), output_dir=tmp_path / "s",
+        max_steps=3, live=False, resume=True,
+    )  # fmt: skip
+    assert [r.status for r in resumed.runs] == ["completed"] * 3
+    first, second, third = resumed.runs
+    assert first.result is None and first.train_loss == sweep.runs[0].train_loss  # not rerun
+    assert second.result.summary["start_step"] == sweep.runs[1].steps > 0  # from its checkpoint
+    assert second.steps == third.steps == 3
+
+
+class StopAtStep2:
+    """A rule naming the second point once it has reported step 2 (to test the wiring)."""
+
+    metric = "train.loss"
+
+    def decide(self, curves: dict[str, dict[int, float]], active: list[str]) -> dict[str, int]:
+        return {n: 2 for n in active if n.startswith("01-") and 2 in curves.get(n, {})}
+
+
+def test_an_early_stop_ends_a_local_run_with_a_checkpoint(tmp_path: Path) -> None:
+    sweep = run_sweep(
+        base(), {LR: [1e-3, 2e-3]}, sample_path(), output_dir=tmp_path / "s", max_steps=4,
+        live=False, early_stop=StopAtStep2(),
+    )  # fmt: skip
+    kept, stopped = sweep.runs
+    assert sweep.status == "completed" and kept.status == "completed" and kept.steps == 4
+    assert (stopped.status, stopped.stopped_step, stopped.steps) == ("stopped early", 2, 2)
+    assert stopped.result.last_checkpoint is not None
+
 
 def test_the_magic_runs_a_sweep(shell: InteractiveShell, tmp_path: Path) -> None:
     shell.user_ns["cfg"] = base()
@@ -207,10 +237,33 @@ def test_remote_sweep_submits_every_point(tmp_path: Path, monkeypatch: pytest.Mo
     args += ["--model-map", "Qwen/Qwen3-4B=synth-lab/tiny-chat"]
     with ServerProcess(tmp_path / "srv", extra_args=args) as srv:
         monkeypatch.setenv("SYNTH_API_KEY", srv.api_key)
-        sweep = run_sweep(seed, {LR: [1e-5, 2e-5]}, data, remote=True, backend=srv.url, live=False)
+        out = tmp_path / "sw"
+        sweep = run_sweep(
+            seed, {LR: [1e-5, 2e-5]}, data, remote=True, backend=srv.url, live=False, output_dir=out
+        )
     assert [r.status for r in sweep.runs] == ["completed", "completed"]
     assert all(isinstance(r.result, RemoteJob) for r in sweep.runs)
     assert sweep.runs[0].result.id != sweep.runs[1].result.id
-    assert sweep.output_dir is None and sweep.runs[0].output_dir is None
+    assert sweep.output_dir == out.resolve() and sweep.runs[0].output_dir is None
     assert sweep.runs[0].train_loss is not None and len(sweep.plot().get_lines()) == 2
     assert json.loads(json.dumps(sweep.to_dict()))["runs"][0]["result"]["id"]
+
+
+def test_local_points_train_side_by_side_on_separate_gpus(tmp_path: Path) -> None:
+    """Worker processes with disjoint ``CUDA_VISIBLE_DEVICES`` (on a CPU they train on it)."""
+    points = [{LR: 1e-3}, {"hyperparameters.parallelism.tensor_parallel_size": 2}, {LR: 3e-3}]
+    sweep = run_sweep(
+        base(), points, sample_path(), output_dir=tmp_path / "s", max_steps=2, live=False,
+        max_parallel=2, gpus=[0, 1],
+    )  # fmt: skip
+    assert [r.status for r in sweep.runs] == ["completed", "failed", "completed"]
+    assert sweep.runs[1].error.startswith("TrainingError:")
+    assert [r.steps for r in sweep.runs] == [2, 0, 2] and sweep.runs[2].train_loss is not None
+    entries = json.loads((tmp_path / "s" / "manifest.json").read_text())["runs"]
+    spans = [(e["devices"], e["started_at"], e["ended_at"]) for e in entries.values()]
+    assert sorted(d for d, _, _ in spans[:2]) == [[0], [1]]  # the first two got one GPU each
+    for devices, start, end in spans:
+        same = [(s, e) for d, s, e in spans if d == devices and (s, e) != (start, end)]
+        assert all(e <= start or s >= end for s, e in same)  # never two on one GPU
+    assert spans[0][1] < spans[1][2] and spans[1][1] < spans[0][2]  # the first two overlapped
+    assert (tmp_path / "s" / sweep.runs[0].name / "result.json").is_file()

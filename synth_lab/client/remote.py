@@ -270,6 +270,7 @@ def submit(
     timeout: float | None = DEFAULT_TIMEOUT,
     poll_interval: float | None = None,
     live: bool | None = None,
+    idempotency_key: str | None = None,
 ) -> RemoteJob:
     """Validate, upload, create, start, and (by default) watch a remote SFT job.
 
@@ -285,6 +286,8 @@ def submit(
         timeout: Seconds to watch at most (the job keeps running past it).
         poll_interval: Seconds between polls (default ``[job].poll_seconds``, else 2).
         live: The view while watching (see :meth:`RemoteJob.wait`).
+        idempotency_key: The create request's key (default: a new one); submitting again with
+            the same key returns the job created first instead of a second one.
 
     Returns:
         The :class:`RemoteJob`.
@@ -312,7 +315,7 @@ def submit(
     val_id = None
     if checked.validation is not None and checked.validation.path:
         val_id = str(api.files.upload(checked.validation.path)["id"])
-    doc = api.jobs.create(build_payload(cfg, train_id, val_id))
+    doc = api.jobs.create(build_payload(cfg, train_id, val_id), idempotency_key=idempotency_key)
     job_id = job_id_of(doc)
     started = api.jobs.start(job_id)
     job = RemoteJob(

@@ -272,9 +272,20 @@ class SynthLabMagics(Magics):
     @argument("--seed", type=int, default=0, help="seed of every local run")
     @argument("--remote", action="store_true", help="submit each run to the learning API")
     @argument("--backend", help="learning API base URL for --remote")
+    @argument(
+        "--random",
+        action="append",
+        metavar="KEY=DIST(A,B)",
+        help="a random axis: loguniform(a,b), uniform(a,b), randint(a,b) or choice(v1,v2)",
+    )
+    @argument("--budget", type=int, help="points of a random search")
+    @argument("--search-seed", type=int, default=0, help="seed of the random search's draw")
+    @argument("--parallel", type=int, default=1, help="remote jobs in flight at once")
+    @argument("--resume", action="store_true", help="continue the sweep in --output-dir")
+    @argument("--early-stop", choices=["median", "halving"], help="stop weak runs early")
     @line_magic
     def sft_sweep(self, line: str) -> Any:
-        """Train a grid of configs one after another and compare them (a live table and plot).
+        """Train a sweep (a grid or a random search) and compare the runs (a live table and plot).
 
         Each ``--grid`` gives one axis: a dotted config key and its values in TOML syntax
         (``1e-3``, ``true``, ``"text"``; bare words are strings); quote the whole axis, with
@@ -287,6 +298,8 @@ class SynthLabMagics(Magics):
             %sft_sweep --dataset train.jsonl --grid "hyperparameters.learning_rate=1e-3,3e-3"
             %sft_sweep --config my_cfg --dataset train.jsonl --max-steps 50 --name sweep \\
                 --grid "hyperparameters.learning_rate=1e-3,3e-3" --grid "training.lora.r=4,8"
+            %sft_sweep --dataset train.jsonl --remote --parallel 4 --budget 8 \\
+                --random "hyperparameters.learning_rate=loguniform(1e-5,1e-3)" --early-stop median
         """
         from synth_lab.sweep import SweepArgs, run_sweep
 
@@ -302,6 +315,11 @@ class SynthLabMagics(Magics):
             live=True,
             remote=opts.remote,
             backend=(opts.backend or self.backend or None) if opts.remote else None,
+            max_parallel=opts.parallel,
+            resume=opts.resume,
+            budget=opts.budget,
+            search_seed=opts.search_seed,
+            early_stop=opts.early_stop,
         )
         if opts.name:
             self.shell.user_ns[opts.name] = result

@@ -180,13 +180,18 @@ class SweepArgs:
     config: str | None
     dataset: str | None
     validation_dataset: str | None
-    axes: dict[str, list[Any]]
+    axes: dict[str, Any]
     max_steps: int | None
     output_dir: str
     name: str | None
     seed: int
     remote: bool
     backend: str | None
+    parallel: int = 1
+    resume: bool = False
+    budget: int | None = None
+    search_seed: int = 0
+    early_stop: str | None = None
 
     @classmethod
     def parse(cls, args: Any) -> SweepArgs:
@@ -198,6 +203,16 @@ class SweepArgs:
             if key in axes:
                 raise SynthLabError(f"--grid {key} is given twice", hint="merge the values")
             axes[key] = values
+        for text in getattr(args, "random", None) or []:
+            from synth_lab.sweep.space import parse_distribution
+
+            if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+                text = text[1:-1]
+            key, _, dist = text.partition("=")
+            key = key.strip()
+            if key in axes:
+                raise SynthLabError(f"sweep axis {key} is given twice", hint="keep one")
+            axes[key] = parse_distribution(key, dist)
         if not axes:
             raise SynthLabError(
                 "no sweep axes given", hint='add --grid "hyperparameters.learning_rate=1e-3,3e-3"'
@@ -215,4 +230,9 @@ class SweepArgs:
             seed=args.seed,
             remote=args.remote,
             backend=args.backend,
+            parallel=getattr(args, "parallel", None) or 1,
+            resume=bool(getattr(args, "resume", False)),
+            budget=getattr(args, "budget", None),
+            search_seed=getattr(args, "search_seed", None) or 0,
+            early_stop=getattr(args, "early_stop", None),
         )

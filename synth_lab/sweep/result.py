@@ -10,27 +10,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synth_lab.sweep import status as st
 from synth_lab.sweep.grid import SweepPoint
 
 TRAIN_LOSS = "train.loss"
 VAL_LOSS = "val.loss"
+EVAL_SCORE = "eval.score"
+# matplotlib's tab10 cycle as hex: browsers know no ``tab:red`` (a swatch styled with it renders
+# black), and matplotlib takes hex too, so the plot and the HTML legend share one value.
 _COLORS = (
-    "tab:blue",
-    "tab:orange",
-    "tab:green",
-    "tab:red",
-    "tab:purple",
-    "tab:brown",
-    "tab:pink",
-    "tab:gray",
-    "tab:olive",
-    "tab:cyan",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
 )
 
 
 def color(index: int) -> str:
-    """The color of run ``index`` (matplotlib's tab10 cycle), the same in every view."""
+    """The color of run ``index`` (matplotlib's tab10 cycle, as CSS hex), the same in every
+    view."""
     return _COLORS[index % len(_COLORS)]
+
+
+def lower_is_better(metric: str) -> bool:
+    """Losses and perplexities rank low first; scores (``eval.score``) high first."""
+    return metric.endswith(("loss", "perplexity"))
 
 
 @dataclass
@@ -39,22 +49,34 @@ class SweepRun:
 
     Attributes:
         point: The sweep point (overrides and validated config).
-        status: ``pending``, ``running``, ``completed``, ``interrupted`` or ``failed``.
+        status: One of :mod:`synth_lab.sweep.status` (``pending``, ``running``,
+            ``completed``, ``interrupted``, ``failed``, ``cancelled``, ``stopped early``).
         result: The :class:`~synth_lab.train.result.TrainResult` (local) or
             :class:`~synth_lab.client.remote.RemoteJob` (remote); ``None`` when it failed.
         error: The error message of a failed run.
         seconds: Wall time of the run.
         output_dir: The run's folder (local runs).
-        live_points: Points received while the run is going (before ``result`` exists).
+        live_points: Points received while the run is going (before ``result`` exists), or
+            read back from the sweep folder by :func:`synth_lab.sweep.load`.
+        job_id: The remote job's id (remote runs).
+        stopped_step: The step whose evidence stopped the run early.
     """
 
     point: SweepPoint
-    status: str = "pending"
+    status: str = st.PENDING
     result: Any = None
     error: str | None = None
     seconds: float = 0.0
     output_dir: Path | None = None
     live_points: list[Any] = field(default_factory=list, repr=False)
+    job_id: str | None = None
+    stopped_step: int | None = None
+    recorded_steps: int | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Any:
+        """The run's full config (ready for a longer run: ``synth_lab.train.run(run.config)``)."""
+        return self.point.config
 
     @property
     def name(self) -> str:
@@ -89,7 +111,8 @@ class SweepRun:
         steps = getattr(self.result, "steps", None)
         if isinstance(steps, int):
             return steps
-        return max((int(p.get("step") or 0) for p in self.points), default=0)
+        seen = max((int(p.get("step") or 0) for p in self.points), default=None)
+        return seen if seen is not None else self.recorded_steps or 0
 
     @property
     def train_loss(self) -> float | None:
@@ -103,10 +126,17 @@ class SweepRun:
         values = self.series(VAL_LOSS)[1]
         return min(values) if values else None
 
+    def value(self, metric: str) -> float | None:
+        """``metric`` for ranking: the best ``val.loss``, else the metric's last value."""
+        if metric == VAL_LOSS:
+            return self.best_val_loss
+        values = self.series(metric)[1]
+        return values[-1] if values else None
+
     def to_dict(self) -> dict[str, Any]:
         detail = self.result.to_dict() if hasattr(self.result, "to_dict") else None
-        if detail is None and self.result is not None and hasattr(self.result, "id"):
-            detail = {"id": self.result.id, "status": self.status}
+        if detail is None and self.job_id:
+            detail = {"id": self.job_id, "status": self.status}
         return {
             "name": self.name,
             "overrides": dict(self.overrides),
@@ -115,6 +145,7 @@ class SweepRun:
             "steps": self.steps,
             "train_loss": self.train_loss,
             "best_val_loss": self.best_val_loss,
+            "stopped_step": self.stopped_step,
             "seconds": round(self.seconds, 3),
             "output_dir": os.fspath(self.output_dir) if self.output_dir else None,
             "result": detail,
@@ -122,10 +153,12 @@ class SweepRun:
 
 
 def _sort_key(metric: str) -> Any:
+    sign = 1.0 if lower_is_better(metric) else -1.0
+
     def key(run: SweepRun) -> tuple[int, float]:
-        value = run.best_val_loss if metric == VAL_LOSS else run.train_loss
-        missing = value is None or math.isnan(value) or run.status == "failed"
-        return (1 if missing else 0, 0.0 if missing else float(value))  # type: ignore[arg-type]
+        value = run.value(metric)
+        missing = value is None or math.isnan(value) or run.status == st.FAILED
+        return (1 if missing else 0, 0.0 if missing else sign * float(value))  # type: ignore[arg-type]
 
     return key
 
@@ -158,7 +191,7 @@ def draw_curves(runs: Sequence[SweepRun], ax: Any, metrics: Sequence[str] = (TRA
     if drawn:
         ax.legend(loc="upper right", frameon=False, fontsize="small")
     else:
-        ax.text(0.5, 0.5, "no loss points yet", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no points yet", ha="center", va="center", transform=ax.transAxes)
     ax.grid(True, alpha=0.3)
     return ax
 
@@ -169,32 +202,90 @@ class SweepResult:
 
     Attributes:
         runs: One :class:`SweepRun` per point, in sweep order.
-        status: ``completed``, or ``interrupted`` when the sweep was stopped early.
-        output_dir: The sweep folder (local runs), one subfolder per run.
+        status: ``completed``, ``interrupted`` when the sweep was stopped before its end, or
+            ``cancelled`` after :meth:`cancel`.
+        output_dir: The sweep folder: its ``manifest.json`` and one subfolder per run.
+        rank_by: The metric to rank by (default: ``val.loss`` when any run has one, else
+            ``train.loss``); any metric name works, losses rank low first, others high first.
+        backend: The learning API URL of a remote sweep (for :meth:`cancel` after a reload).
     """
 
     runs: list[SweepRun]
-    status: str = "completed"
+    status: str = st.COMPLETED
     output_dir: Path | None = None
+    rank_by: str | None = None
+    backend: str | None = None
 
     @property
     def metric(self) -> str:
-        """The ranking metric: ``val.loss`` when any run has one, else ``train.loss``."""
-        return _rank_metric(self.runs)
+        """The ranking metric: :attr:`rank_by`, else ``val.loss`` when any run has one, else
+        ``train.loss``."""
+        return self.rank_by or _rank_metric(self.runs)
 
     @property
     def ranked(self) -> list[SweepRun]:
-        """Runs best first (failed and loss-less runs last)."""
+        """Runs best first (failed and metric-less runs last)."""
         return sorted(self.runs, key=_sort_key(self.metric))
 
     @property
     def best(self) -> SweepRun | None:
-        """The best completed run by :attr:`metric`, or ``None``."""
-        done = [r for r in self.ranked if r.status == "completed"]
+        """The best completed run by :attr:`metric` (``.config`` for a longer run, ``.result``),
+        or ``None``."""
+        done = [r for r in self.ranked if r.status == st.COMPLETED]
         return done[0] if done and _sort_key(self.metric)(done[0])[0] == 0 else None
+
+    def run(self, which: int | str | SweepRun) -> SweepRun:
+        """A run by index, name or label.
+
+        Raises:
+            SynthLabError: No such run.
+        """
+        if isinstance(which, SweepRun):
+            return which
+        for index, run in enumerate(self.runs):
+            if which in (index, run.name, run.label):
+                return run
+        from synth_lab.errors import SynthLabError
+
+        names = ", ".join(r.name for r in self.runs[:5])
+        raise SynthLabError(f"no run {which!r} in this sweep", hint=f"use an index or {names}")
+
+    def diff(self, a: int | str | SweepRun, b: int | str | SweepRun) -> dict[str, tuple[Any, Any]]:
+        """The config keys where two runs differ: ``{"hyperparameters.learning_rate": (a, b)}``."""
+        left, right = _flat(self.run(a).config.to_dict()), _flat(self.run(b).config.to_dict())
+        return {
+            k: (left.get(k), right.get(k))
+            for k in sorted(set(left) | set(right))
+            if left.get(k) != right.get(k)
+        }
+
+    def cancel(self) -> list[SweepRun]:
+        """Cancel every remote run still going (watching alone never stops them); returns the
+        runs cancelled. Pending points stay pending (``resume=True`` would run them)."""
+        cancelled = []
+        for run in self.runs:
+            if run.status in st.FINISHED or not run.job_id:
+                continue
+            job = run.result
+            if job is None or not hasattr(job, "cancel"):
+                from synth_lab.client.remote import attach
+
+                job = attach(run.job_id, backend=self.backend)
+            job.cancel()
+            run.result, run.status = job, st.CANCELLED
+            cancelled.append(run)
+        if cancelled:
+            self.status = st.CANCELLED
+            if self.output_dir is not None:
+                from synth_lab.sweep.manifest import Manifest
+
+                Manifest.read(self.output_dir).update(self).save()
+        return cancelled
 
     def _rows(self) -> list[dict[str, Any]]:
         keys = list(dict.fromkeys(k for r in self.runs for k in r.overrides))
+        scored = any(r.series(EVAL_SCORE)[0] for r in self.runs)
+        stopped = any(r.stopped_step is not None for r in self.runs)
         rows = []
         for run in self.ranked:
             row: dict[str, Any] = {"name": run.name}
@@ -204,6 +295,12 @@ class SweepResult:
                 steps=run.steps,
                 train_loss=run.train_loss,
                 best_val_loss=run.best_val_loss,
+            )
+            if scored:
+                row[EVAL_SCORE] = run.value(EVAL_SCORE)
+            if stopped:
+                row["stopped_step"] = run.stopped_step
+            row.update(
                 seconds=round(run.seconds, 2),
                 output_dir=os.fspath(run.output_dir) if run.output_dir else None,
                 error=run.error,
@@ -213,15 +310,17 @@ class SweepResult:
 
     @property
     def table(self) -> Any:
-        """A DataFrame, one row per run, best first: overrides, status, steps, losses, time."""
+        """A DataFrame, one row per run, best first by :attr:`metric`: the overrides as
+        columns, status, steps, losses (``eval.score`` when a run has one), time."""
         import pandas as pd
 
         return pd.DataFrame(self._rows())
 
     def plot(self, ax: Any = None, metric: str = TRAIN_LOSS) -> Any:
-        """One curve per run of ``metric`` (``train.loss`` or ``val.loss``); returns the axes."""
-        if metric not in (TRAIN_LOSS, VAL_LOSS):
-            raise ValueError(f"metric must be {TRAIN_LOSS!r} or {VAL_LOSS!r}, got {metric!r}")
+        """One curve per run of ``metric`` (``train.loss``, ``val.loss``, ``eval.score`` ...);
+        returns the axes."""
+        if not isinstance(metric, str) or not metric:
+            raise ValueError(f"metric must be a metric name such as {VAL_LOSS!r}, got {metric!r}")
         if ax is None:
             import matplotlib.pyplot as plt
 
@@ -250,15 +349,31 @@ class SweepResult:
     def text(self) -> str:
         """The table as aligned plain text."""
         lines = [f"sweep · {self.status} · {len(self.runs)} run(s) · ranked by {self.metric}"]
-        for run in self.ranked:
-            lines.append(f"  {run.name:<40} {run.status:<11} {_row_losses(run)}")
+        for run in sorted(self.runs, key=_sort_key(self.metric)):
+            lines.append(f"  {run.name:<40} {_status_text(run):<16} {_row_losses(run)}")
             if run.error:
                 lines.append(f"      {run.error.splitlines()[0]}")
         return "\n".join(lines)
 
 
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
+
+
+def _status_text(run: SweepRun) -> str:
+    if run.status == st.STOPPED_EARLY and run.stopped_step is not None:
+        return f"{run.status} @ {run.stopped_step}"
+    return run.status
 
 
 def _row_losses(run: SweepRun) -> str:
@@ -267,26 +382,28 @@ def _row_losses(run: SweepRun) -> str:
 
 def render_html(runs: Sequence[SweepRun], title: str, metric: str) -> str:
     """The runs as an HTML table (every user string escaped), best first."""
-    colors = {"completed": "#2e7d32", "interrupted": "#ef6c00", "failed": "#c62828"}
     order = {id(r): i for i, r in enumerate(runs)}
+    scored = any(r.series(EVAL_SCORE)[0] for r in runs)
     rows = []
     for run in sorted(runs, key=_sort_key(metric)):
         swatch = f"<span style='color:{color(order[id(run)])}'>■</span>"
-        status = html.escape(run.status)
+        status = html.escape(_status_text(run))
         if run.error:
             status = f"<span title='{html.escape(run.error, quote=True)}'>{status} ⓘ</span>"
         cells = [
             f"{swatch} {html.escape(run.label)}",
-            f"<span style='color:{colors.get(run.status, '#1565c0')}'>{status}</span>",
+            f"<span style='color:{st.COLORS.get(run.status, '#1565c0')}'>{status}</span>",
             str(run.steps),
             _fmt(run.train_loss),
             _fmt(run.best_val_loss),
-            f"{run.seconds:.1f}s",
         ]
+        if scored:
+            cells.append(_fmt(run.value(EVAL_SCORE)))
+        cells.append(f"{run.seconds:.1f}s")
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = "".join(
-        f"<th>{h}</th>" for h in ("run", "status", "steps", "train loss", "best val loss", "time")
-    )
+    names = ["run", "status", "steps", "train loss", "best val loss"]
+    names += ["eval score"] * scored + ["time"]
+    head = "".join(f"<th>{h}</th>" for h in names)
     return (
         f"<div><div style='font-weight:600'>{html.escape(title)} · ranked by "
         f"{html.escape(metric)}</div><table><thead><tr>{head}</tr></thead>"
