@@ -46,6 +46,7 @@ SHOWN_EVENTS = frozenset(
         "sft.job.cancelled",
         "sft.job.resumed",
         "sft.compute.adjusted",
+        "sft.request.ignored",
     }
 )
 """Event types worth showing; the others (``sft.created``, ``hatchet.*`` ...) are noise."""
@@ -71,15 +72,39 @@ class Jobs:
         self._client = client
 
     def create(
-        self, payload: dict[str, Any], *, idempotency_key: str | None = None
+        self,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        form: str = "cli",
+        total_steps: int | None = None,
+        suffix: str | None = None,
+        integrations: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """``POST /learning/jobs``: create (not start) a job.
 
         One ``Idempotency-Key`` covers the call and its retries, so a create that reached the
         server before the connection broke returns the same job instead of a second one.
+
+        Args:
+            payload: A payload as :func:`synth_lab.payload.build_payload` makes it.
+            idempotency_key: The key (a new UUID by default).
+            form: ``"cli"`` sends ``payload`` as synth-ai's CLI does; ``"sdk"`` rewrites it as
+                synth-ai's Python SDK sends it (top-level ``validation_file`` ...).
+            total_steps: ``form="sdk"``: an exact optimizer-step budget (over ``n_epochs``).
+            suffix: ``form="sdk"``: a name part for the finetuned model.
+            integrations: ``form="sdk"``: integrations to request, by name.
+
+        Raises:
+            ConfigError: SDK-only options with ``form="cli"``, or an unknown form.
         """
+        from synth_lab.payload import request_form_payload
+
+        body = request_form_payload(
+            payload, form, total_steps=total_steps, suffix=suffix, integrations=integrations
+        )
         key = idempotency_key or str(uuid.uuid4())
-        return self._client.post_json("/learning/jobs", payload, headers={"Idempotency-Key": key})
+        return self._client.post_json("/learning/jobs", body, headers={"Idempotency-Key": key})
 
     def start(self, job_id: str) -> dict[str, Any]:
         """``POST /learning/jobs/{id}/start``."""

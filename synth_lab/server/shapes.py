@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from synth_lab.server.jobspec import step_budget, validation_file_id
+
 
 def iso(ts: float | None) -> str | None:
     """A Unix time as an ISO 8601 UTC string (``2025-01-31T12:00:00.000Z``)."""
@@ -37,6 +39,8 @@ def job_doc(row: sqlite3.Row) -> dict[str, Any]:
     payload = orjson.loads(row["payload"])
     result = orjson.loads(row["result"]) if row["result"] else None
     fine_tuned = (result or {}).get("fine_tuned_model")
+    hyper = payload.get("hyperparameters", {})
+    effective = (payload.get("metadata") or {}).get("effective_config") or {}
     return {
         "id": row["id"],
         "job_id": row["id"],
@@ -45,8 +49,12 @@ def job_doc(row: sqlite3.Row) -> dict[str, Any]:
         "model": row["model"],
         "training_type": payload.get("training_type", "sft_offline"),
         "training_file_id": payload.get("training_file_id"),
-        "hyperparameters": payload.get("hyperparameters", {}),
+        "hyperparameters": hyper,
         "metadata": payload.get("metadata", {}),
+        "validation_file": validation_file_id(payload, effective),
+        "suffix": payload.get("suffix"),
+        "integrations": payload.get("integrations"),
+        "step_budget": step_budget(hyper).to_dict(),
         "fine_tuned_model": fine_tuned,
         "model_id": fine_tuned,
         "error": row["error"],
