@@ -95,6 +95,17 @@ def test_the_sdk_s_own_payload_runs_its_step_budget(
     assert "wandb" in ignored[0]["message"]
 
 
+def test_forwarded_keys_nothing_acts_on_are_warned_about(
+    client: httpx.Client, files: dict[str, str]
+) -> None:
+    body = sdk_body(files)
+    body["hyperparameters"]["parallelism"] = {"fsdp": False, "zero_offload": True}
+    job = client.post("/learning/jobs", json=body).json()
+    events = client.get(f"/learning/jobs/{job['id']}/events").json()["events"]
+    ignored = [e for e in events if e["type"] == "sft.request.ignored"]
+    assert [e["data"]["field"] for e in ignored] == ["hyperparameters.parallelism.zero_offload"]
+
+
 @pytest.mark.parametrize("key", ["train_steps", "steps"])
 def test_every_step_key_of_the_sdk_governs_over_n_epochs(
     client: httpx.Client, files: dict[str, str], key: str

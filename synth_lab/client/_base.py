@@ -119,7 +119,9 @@ class BaseClient:
         env: Environment for the identity headers (default ``os.environ``).
         deadline: Seconds one attempt may take from sending the request to the answer's last
             byte (default: the timeout's read value; for uploads it counts from the end of
-            the upload). The timeouts bound each network operation; this bounds their sum.
+            the upload). The timeouts bound each network operation; this bounds their sum
+            (checked as the body arrives; the status line and headers are bounded by the
+            read timeout of each network read).
         max_response_bytes: The largest answer read.
 
     Attributes:

@@ -279,13 +279,19 @@ def plan_job(
     try:
         from synth_lab.config import SFTConfig
 
-        SFTConfig.from_dict(config)
+        checked = SFTConfig.from_dict(config)
     except ConfigError as exc:
         raise bad(
             "invalid_payload",
             exc.title,
             problems=[p.to_dict() for p in exc.errors],
         ) from None
+    # Keys of the forwarded sections that no part of synth-lab knows are kept, not acted on.
+    warnings += [
+        {"field": p.path, "message": f"{p.path} is accepted but not acted on: {p.message}"}
+        for p in checked.warnings
+        if p.code == "unknown_key"
+    ]
     return JobPlan(
         model, local_model, config, train_id, val_id, use, notes, budget, suffix, warnings
     )
