@@ -19,7 +19,8 @@ from conftest import GOLDEN, chat, write_jsonl
 from synth_lab.config import SFTConfig
 from synth_lab.errors import ConfigError
 from synth_lab.payload import build_payload, request_form_payload, sdk_payload
-from synth_lab.server.jobspec import RequestError, step_budget, validation_file_id
+from synth_lab.server.jobspec import RequestError, step_budget
+from synth_lab.server.requestform import validation_file_id
 from synth_lab.server.testing import ServerProcess
 
 FAKE = "synth_lab.server.testing:fake_run"
@@ -183,6 +184,11 @@ def test_unknown_hyperparameters_still_get_a_did_you_mean(
     assert answer.status_code == 400
     problems = answer.json()["detail"]["problems"]
     assert any("learning_rate" in p["hint"] for p in problems), problems
+
+    body = sdk_body(files)
+    body["hyperparameters"]["total_step"] = 12
+    problems = client.post("/learning/jobs", json=body).json()["detail"]["problems"]
+    assert [p["hint"] for p in problems] == ["did you mean 'total_steps'?"]
 
 
 CONFIG = """

@@ -20,22 +20,8 @@ from typing import Any
 
 from synth_lab.errors import ConfigError
 
-TOP_LEVEL_KEYS = (
-    "model",
-    "training_type",
-    "training_file_id",
-    "hyperparameters",
-    "metadata",
-    "validation_file",
-    "suffix",
-    "integrations",
-)
-"""Every top-level key an upstream client (the CLI or the SDK) sends."""
-
 STEP_KEYS = ("total_steps", "train_steps", "steps")
 """The SDK's spellings of an optimizer-step budget (they govern over ``n_epochs``)."""
-
-SUFFIX_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 VALIDATION_KEYS = (
     "evaluation_strategy",
@@ -207,9 +193,17 @@ def plan_job(
             ``missing_gpu_type``, ``file_not_found``, ``file_not_ready``, ``file_invalid``,
             ``model_not_available``, ``insufficient_resources``).
     """
+    from synth_lab.server.requestform import (
+        check_top_level_keys,
+        ignored_fields,
+        model_suffix,
+        validation_file_id,
+        with_request_keys,
+    )
+
     if not isinstance(payload, dict):
         raise bad("invalid_payload", "the body must be a JSON object")
-    _check_top_level_keys(payload)
+    check_top_level_keys(payload)
     for key in ("model", "training_file_id"):
         if not isinstance(payload.get(key), str) or not payload[key].strip():
             raise bad("invalid_payload", f"'{key}' is required (a non-empty string)", field=key)
@@ -233,8 +227,8 @@ def plan_job(
     train_id = payload["training_file_id"].strip()
     val_id = validation_file_id(payload, effective)
     budget = step_budget(hyper)
-    suffix = _suffix(payload.get("suffix"))
-    warnings = _ignored(payload, hyper, budget)
+    suffix = model_suffix(payload.get("suffix"))
+    warnings = ignored_fields(payload, hyper, budget)
     for file_id in filter(None, (train_id, val_id)):
         _check_file(file_id, file_status(file_id))
 
@@ -284,7 +278,7 @@ def plan_job(
         raise bad(
             "invalid_payload",
             exc.title,
-            problems=[p.to_dict() for p in exc.errors],
+            problems=[with_request_keys(p.to_dict()) for p in exc.errors],
         ) from None
     # Keys of the forwarded sections that no part of synth-lab knows are kept, not acted on.
     warnings += [
@@ -295,99 +289,6 @@ def plan_job(
     return JobPlan(
         model, local_model, config, train_id, val_id, use, notes, budget, suffix, warnings
     )
-
-
-def _check_top_level_keys(payload: dict[str, Any]) -> None:
-    from synth_lab.config.checks import suggest
-
-    for key in payload:
-        if key not in TOP_LEVEL_KEYS:
-            guess = suggest(str(key), TOP_LEVEL_KEYS)
-            raise bad(
-                "invalid_payload",
-                f"unknown key '{key}'" + (f"; did you mean '{guess}'?" if guess else ""),
-                hint="" if guess else f"known keys: {', '.join(TOP_LEVEL_KEYS)}",
-                field=str(key),
-            )
-
-
-def validation_file_id(payload: Mapping[str, Any], effective: Mapping[str, Any]) -> str | None:
-    """The validation file id, from the SDK's ``validation_file`` or the CLI's placement.
-
-    Raises:
-        RequestError: 400 ``invalid_payload`` for a malformed id, ``validation_file_conflict``
-            when both placements are given and name different files.
-    """
-    top = payload.get("validation_file")
-    if top is not None and not isinstance(top, str):
-        raise bad("invalid_payload", "'validation_file' must be a file id (a string)")
-    top = (top or "").strip() or None
-    data = effective.get("data") or {}
-    if not isinstance(data, dict):
-        raise bad("invalid_payload", "'metadata.effective_config.data' must be an object")
-    val_files = data.get("validation_files") or []
-    if not isinstance(val_files, list) or len(val_files) > 1:
-        raise bad("invalid_payload", "data.validation_files must be a list of at most one id")
-    nested = str(val_files[0]).strip() if val_files else None
-    if top and nested and top != nested:
-        raise bad(
-            "validation_file_conflict",
-            f"validation_file is '{top}' but metadata.effective_config.data.validation_files "
-            f"names '{nested}'",
-            hint="send the validation file in one place (or the same id in both)",
-            fields=["validation_file", "metadata.effective_config.data.validation_files"],
-        )
-    return top or nested
-
-
-def _suffix(value: Any) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str) or not SUFFIX_PATTERN.fullmatch(value.strip()):
-        raise bad(
-            "invalid_payload",
-            "'suffix' must be 1-64 characters of letters, digits, '.', '_' or '-'",
-            field="suffix",
-        )
-    return value.strip()
-
-
-def _ignored(
-    payload: Mapping[str, Any], hyper: Mapping[str, Any], budget: StepBudget
-) -> list[dict[str, Any]]:
-    """What the request sets that this server accepts but does not act on."""
-    found: list[dict[str, Any]] = []
-    integrations = payload.get("integrations")
-    if integrations is not None and not isinstance(integrations, dict):
-        raise bad("invalid_payload", "'integrations' must be an object", field="integrations")
-    if integrations:
-        names = sorted(map(str, integrations))
-        found.append(
-            {
-                "field": "integrations",
-                "message": f"integrations {', '.join(names)} are recorded on the job but not "
-                "run: synth-lab serve has no integrations",
-                "integrations": names,
-            }
-        )
-    if budget.max_steps is not None and "n_epochs" in hyper:
-        found.append(
-            {
-                "field": "hyperparameters.n_epochs",
-                "message": f"n_epochs={budget.n_epochs} is ignored: {budget.governed_by}="
-                f"{budget.max_steps} sets the step budget",
-            }
-        )
-    if "batch_size" in hyper:
-        over = [k for k in ("global_batch", "per_device_batch") if k in hyper]
-        if over:
-            found.append(
-                {
-                    "field": "hyperparameters.batch_size",
-                    "message": f"batch_size is ignored: {' and '.join(over)} set the batch",
-                }
-            )
-    return found
 
 
 def _check_file(file_id: str, doc: dict[str, Any] | None) -> None:

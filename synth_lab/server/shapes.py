@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from synth_lab.server.jobspec import step_budget, validation_file_id
+from synth_lab.server.jobspec import step_budget
+from synth_lab.server.requestform import validation_file_id
 
 
 def iso(ts: float | None) -> str | None:
