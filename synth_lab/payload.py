@@ -103,8 +103,8 @@ def sdk_payload(
     """The same job in the SDK's form (``LearningClient.create_job`` / ``FtClient``).
 
     The validation file moves from ``metadata.effective_config.data.validation_files`` to a
-    top-level ``validation_file``; ``total_steps`` (an exact optimizer-step budget, which
-    governs over ``n_epochs``), ``suffix`` and ``integrations`` are added when given.
+    top-level ``validation_file``; ``total_steps`` (an exact optimizer-step budget, sent
+    instead of ``n_epochs``), ``suffix`` and ``integrations`` are added when given.
 
     Args:
         payload: A payload from :func:`build_payload` (left unchanged).
@@ -123,6 +123,8 @@ def sdk_payload(
     if validation:
         out["validation_file"] = validation[0]
     if total_steps is not None:
+        # The budget replaces the epochs, as the SDK's own payloads carry one or the other.
+        out["hyperparameters"].pop("n_epochs", None)
         out["hyperparameters"]["total_steps"] = int(total_steps)
     if suffix:
         out["suffix"] = suffix

@@ -96,13 +96,11 @@ def test_cli_and_sdk_forms_train_and_validate_alike(server: ServerProcess, tmp_p
     assert sdk.doc["validation_file"] and cli.doc["validation_file"]
     assert cli.doc["step_budget"]["governed_by"] == "n_epochs"
     assert sdk.doc["step_budget"] == {"governed_by": "total_steps", "n_epochs": 1, "total_steps": 4}
+    assert "n_epochs" not in sdk.doc["hyperparameters"]
 
     assert cli.doc["fine_tuned_model"] == f"ft:Qwen/Qwen3-0.6B:{cli.id}"
     assert sdk.doc["fine_tuned_model"] == f"ft:Qwen/Qwen3-0.6B:times-two:{sdk.id}"
     assert sdk.doc["integrations"] == {"wandb": {"project": "demo"}}
     warned = [e for e in sdk.events if e["type"] == "sft.request.ignored"]
-    assert [(e["level"], e["data"]["field"]) for e in warned] == [
-        ("warning", "integrations"),
-        ("warning", "hyperparameters.n_epochs"),
-    ]
+    assert [(e["level"], e["data"]["field"]) for e in warned] == [("warning", "integrations")]
     assert not [e for e in cli.events if e["type"] == "sft.request.ignored"]

@@ -217,9 +217,10 @@ def test_both_forms_name_the_same_validation_file_and_budget() -> None:
     for body in (cli, sdk):
         assert validation_file_id(body, body["metadata"]["effective_config"]) == "file_V"
     assert step_budget(cli["hyperparameters"]).governed_by == "n_epochs"
+    assert "n_epochs" not in sdk["hyperparameters"] and cli["hyperparameters"]["n_epochs"] == 2
     assert step_budget(sdk["hyperparameters"]).to_dict() == {
         "governed_by": "total_steps",
-        "n_epochs": 2,
+        "n_epochs": 1,
         "total_steps": 9,
     }
     assert step_budget(sdk["hyperparameters"]).total_steps(steps_per_epoch=3) == 9
