@@ -61,6 +61,9 @@ class GarbageHandler(BaseHTTPRequestHandler):
     def r_html(self) -> None:
         self.send(200, b"<html><body>Please log in</body></html>", {"Content-Type": "text/html"})
 
+    def r_learning_files(self) -> None:  # an upload answered by a login page
+        self.r_html()
+
     def r_empty(self) -> None:
         self.send(200, b"", {"Content-Type": "application/json"})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,6 +63,14 @@ def test_a_success_that_is_not_json_is_an_error(garbage: GarbageServer) -> None:
     assert caught.value.status_code == 200
     assert caught.value.body == "<html><body>Please log in</body></html>"
     assert "not JSON" in str(caught.value) and "Please log in" in str(caught.value)
+
+
+def test_an_upload_answered_with_html_is_an_error(garbage: GarbageServer, tmp_path: Path) -> None:
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"messages": []}\n')
+    with client(garbage.url) as api, pytest.raises(APIResponseValidationError) as caught:
+        api.files.upload(data)
+    assert caught.value.status_code == 200 and "Please log in" in caught.value.body
 
 
 def test_an_empty_success_is_an_error_where_json_is_promised(garbage: GarbageServer) -> None:

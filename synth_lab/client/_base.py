@@ -285,6 +285,7 @@ class BaseClient:
                 response = self._http.send(request, stream=True)
             else:
                 path, fields = upload
+                deadline_at = None  # sending a large file may take long; the timeouts bound it
                 # The file object is read in 64 KiB chunks while sending: memory stays flat.
                 with open(path, "rb") as handle:
                     request = self._http.build_request(
@@ -297,7 +298,7 @@ class BaseClient:
                         timeout=timeout,
                     )
                     response = self._http.send(request, stream=True)
-                # Sending a large file may take long; the deadline bounds the answer.
+                # The deadline bounds the answer to the upload.
                 deadline_at = time.monotonic() + seconds if seconds is not None else None
             self._read(response, deadline_at, seconds or 0.0)
         except httpx.TimeoutException:
