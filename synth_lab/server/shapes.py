@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from synth_lab.server.jobspec import step_budget
+from synth_lab.server.jobspec import RequestError, step_budget
 from synth_lab.server.requestform import validation_file_id
 
 
@@ -36,7 +36,11 @@ def file_doc(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def job_doc(row: sqlite3.Row) -> dict[str, Any]:
-    """``GET /learning/jobs/{id}``: the payload's fields plus status, result and times."""
+    """``GET /learning/jobs/{id}``: the payload's fields plus status, result and times.
+
+    Either request form reads the same: ``validation_file`` wherever it was sent, and
+    ``step_budget`` saying whether ``n_epochs`` or a step key governs.
+    """
     payload = orjson.loads(row["payload"])
     result = orjson.loads(row["result"]) if row["result"] else None
     fine_tuned = (result or {}).get("fine_tuned_model")
@@ -52,10 +56,9 @@ def job_doc(row: sqlite3.Row) -> dict[str, Any]:
         "training_file_id": payload.get("training_file_id"),
         "hyperparameters": hyper,
         "metadata": payload.get("metadata", {}),
-        "validation_file": validation_file_id(payload, effective),
+        **_request_form(payload, hyper, effective),
         "suffix": payload.get("suffix"),
         "integrations": payload.get("integrations"),
-        "step_budget": step_budget(hyper).to_dict(),
         "fine_tuned_model": fine_tuned,
         "model_id": fine_tuned,
         "error": row["error"],
@@ -65,6 +68,19 @@ def job_doc(row: sqlite3.Row) -> dict[str, Any]:
         "started_at": iso(row["started_at"]),
         "finished_at": iso(row["finished_at"]),
     }
+
+
+def _request_form(
+    payload: dict[str, Any], hyper: dict[str, Any], effective: dict[str, Any]
+) -> dict[str, Any]:
+    """``validation_file`` and ``step_budget`` of a stored payload (checked when it came in)."""
+    try:
+        return {
+            "validation_file": validation_file_id(payload, effective),
+            "step_budget": step_budget(hyper).to_dict(),
+        }
+    except RequestError:  # a row stored before these fields were read: show it anyway
+        return {"validation_file": None, "step_budget": None}
 
 
 def event_doc(row: sqlite3.Row) -> dict[str, Any]:
