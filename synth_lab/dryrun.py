@@ -21,6 +21,7 @@ from synth_lab.payload import (
     build_payload,
     dropped_keys,
     dropped_reason,
+    request_form_payload,
 )
 
 
@@ -54,6 +55,8 @@ class DryRun:
     config_problems: list[Problem]
     examples: int | None = None
     tokens: dict[str, Any] | None = None
+    max_steps: int | None = None
+    """An exact step budget (the SDK form's ``total_steps``); it governs over ``n_epochs``."""
 
     @property
     def problems(self) -> list[tuple[str, Problem]]:
@@ -83,7 +86,14 @@ class DryRun:
 
     @property
     def total_steps(self) -> int:
+        if self.max_steps is not None:
+            return self.max_steps
         return self.steps_per_epoch * self.config.hyperparameters.n_epochs
+
+    @property
+    def steps_from(self) -> str:
+        """What sets the number of steps: ``"total_steps"`` or ``"n_epochs"``."""
+        return "n_epochs" if self.max_steps is None else "total_steps"
 
     @property
     def warmup_steps(self) -> int:
@@ -105,6 +115,7 @@ class DryRun:
             "n_epochs": c.hyperparameters.n_epochs,
             "steps_per_epoch": self.steps_per_epoch,
             "total_steps": self.total_steps,
+            "steps_from": self.steps_from,
             "warmup_steps": self.warmup_steps,
             "sequence_length": c.hyperparameters.sequence_length,
             "precision": c.precision,
@@ -237,6 +248,10 @@ def dry_run(
     validation_dataset: str | os.PathLike[str] | None = None,
     tokenizer: Any = None,
     local: bool = False,
+    form: str = "cli",
+    total_steps: int | None = None,
+    suffix: str | None = None,
+    integrations: dict[str, Any] | None = None,
 ) -> DryRun:
     """Validate ``config`` and its data as a remote job would need them; send nothing.
 
@@ -249,6 +264,11 @@ def dry_run(
             model's own tokenizer if it is available locally. Off by default: it is slow.
         local: Check for local training: what only the hosted backend needs
             (``[compute].gpu_type`` ...) is not required.
+        form: The request form the payload is shown in: ``"cli"`` (synth-ai's CLI) or
+            ``"sdk"`` (its Python SDK; ``docs/contract/learning-api.md`` section 2).
+        total_steps: ``form="sdk"`` only: an exact optimizer-step budget (over ``n_epochs``).
+        suffix: ``form="sdk"`` only: a name part for the finetuned model.
+        integrations: ``form="sdk"`` only: integrations to request, by name.
 
     Returns:
         A :class:`DryRun`; check ``.ok`` or call ``.raise_for_errors()``.
@@ -301,6 +321,9 @@ def dry_run(
     payload = build_payload(
         cfg, TRAINING_FILE_PLACEHOLDER, VALIDATION_FILE_PLACEHOLDER if val_path else None
     )
+    payload = request_form_payload(
+        payload, form, total_steps=total_steps, suffix=suffix, integrations=integrations
+    )
     return DryRun(
         config=cfg,
         payload=payload,
@@ -310,4 +333,5 @@ def dry_run(
         config_problems=config_problems,
         examples=examples,
         tokens=tokens,
+        max_steps=total_steps,
     )

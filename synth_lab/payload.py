@@ -2,6 +2,8 @@
 
 The mapping is in ``docs/contract/sft-config.md``. The one addition over the reference client is
 ``metadata.effective_config.training.lora`` when ``[training.lora]`` is present.
+:func:`sdk_payload` rewrites it in the form synth-ai's Python SDK sends
+(``docs/contract/learning-api.md`` section 2).
 """
 
 from __future__ import annotations
@@ -85,6 +87,91 @@ def build_payload(
         "hyperparameters": hyperparameters,
         "metadata": {"effective_config": effective},
     }
+
+
+FORMS = ("cli", "sdk")
+"""Request forms: the synth-ai CLI's (``build_payload``) and its Python SDK's."""
+
+
+def sdk_payload(
+    payload: dict[str, Any],
+    *,
+    total_steps: int | None = None,
+    suffix: str | None = None,
+    integrations: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The same job in the SDK's form (``LearningClient.create_job`` / ``FtClient``).
+
+    The validation file moves from ``metadata.effective_config.data.validation_files`` to a
+    top-level ``validation_file``; ``total_steps`` (an exact optimizer-step budget, sent
+    instead of ``n_epochs``), ``suffix`` and ``integrations`` are added when given.
+
+    Args:
+        payload: A payload from :func:`build_payload` (left unchanged).
+        total_steps: Optimizer steps to run instead of ``n_epochs`` passes.
+        suffix: A name part for the finetuned model.
+        integrations: Integrations to request, by name.
+    """
+    out = {**payload, "hyperparameters": dict(payload.get("hyperparameters") or {})}
+    metadata = dict(payload.get("metadata") or {})
+    effective = dict(metadata.get("effective_config") or {})
+    data = dict(effective.get("data") or {})
+    validation = data.pop("validation_files", None)
+    if effective:
+        metadata["effective_config"] = {**effective, "data": data}
+        out["metadata"] = metadata
+    if validation:
+        out["validation_file"] = validation[0]
+    if total_steps is not None:
+        # The budget replaces the epochs, as the SDK's own payloads carry one or the other.
+        out["hyperparameters"].pop("n_epochs", None)
+        out["hyperparameters"]["total_steps"] = int(total_steps)
+    if suffix:
+        out["suffix"] = suffix
+    if integrations:
+        out["integrations"] = dict(integrations)
+    return out
+
+
+def request_form_payload(
+    payload: dict[str, Any],
+    form: str = "cli",
+    *,
+    total_steps: int | None = None,
+    suffix: str | None = None,
+    integrations: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``payload`` (from :func:`build_payload`) in request form ``form`` (see :data:`FORMS`).
+
+    Raises:
+        ConfigError: An unknown form, a non-positive ``total_steps``, or SDK-only options with
+            ``form="cli"`` (the CLI never sends them).
+    """
+    from synth_lab.errors import ConfigError, Problem
+
+    def refuse(path: str, message: str, hint: str) -> ConfigError:
+        return ConfigError("Bad request form", [Problem(path, None, None, message, hint)])
+
+    if form not in FORMS:
+        raise refuse("form", f"unknown request form {form!r}", "use 'cli' or 'sdk'")
+    if form == "cli":
+        given = [
+            k
+            for k, v in (
+                ("total_steps", total_steps),
+                ("suffix", suffix),
+                ("integrations", integrations),
+            )
+            if v
+        ]
+        if given:
+            raise refuse(given[0], f"{given[0]} is sent only in the SDK form", "pass form='sdk'")
+        return payload
+    if total_steps is not None and (isinstance(total_steps, bool) or int(total_steps) < 1):
+        raise refuse(
+            "total_steps", f"total_steps must be a positive integer, got {total_steps!r}", ""
+        )
+    return sdk_payload(payload, total_steps=total_steps, suffix=suffix, integrations=integrations)
 
 
 def dropped_keys(config: SFTConfig) -> list[str]:

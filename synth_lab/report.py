@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from synth_lab.config import SFTConfig
@@ -101,10 +101,7 @@ def format_dry_run(run: DryRun) -> str:
     lines.append(f"{'Dataset':16} {run.training.path or '-'}: {used}")
     if run.validation:
         lines.append(f"{'Validation set':16} {run.validation.path}: {s['validation_records']}")
-    lines.append(
-        f"{'Steps':16} {s['steps_per_epoch']} per epoch × {s['n_epochs']} epoch(s) = "
-        f"{s['total_steps']} steps, {s['warmup_steps']} warmup"
-    )
+    lines.append(f"{'Steps':16} {_steps_line(s)}")
     lines.append(f"{'Tokens':16} {_tokens_line(run.tokens)}")
     problems = run.problems
     errors = sum(p.severity == "error" for _, p in problems)
@@ -165,13 +162,7 @@ def dry_run_html(run: DryRun) -> str:
     rows.append(("Dataset", f"{run.training.path or '-'}: {s['records']} records"))
     if run.validation:
         rows.append(("Validation set", f"{run.validation.path}: {s['validation_records']}"))
-    rows.append(
-        (
-            "Steps",
-            f"{s['steps_per_epoch']} per epoch × {s['n_epochs']} = {s['total_steps']} steps, "
-            f"{s['warmup_steps']} warmup",
-        )
-    )
+    rows.append(("Steps", _steps_line(s)))
     rows.append(("Tokens", _tokens_line(run.tokens)))
     payload = escape(json.dumps(run.payload, indent=2))
     dropped = "".join(
@@ -189,4 +180,17 @@ def dry_run_html(run: DryRun) -> str:
             "<details><summary>Payload (POST /learning/jobs)</summary>",
             f"<pre>{payload}</pre></details></div>",
         ]
+    )
+
+
+def _steps_line(s: dict[str, Any]) -> str:
+    """The steps and what sets them (``n_epochs`` passes, or an exact ``total_steps``)."""
+    if s.get("steps_from") == "total_steps":
+        return (
+            f"{s['total_steps']} steps (total_steps governs; {s['steps_per_epoch']} per epoch, "
+            f"n_epochs ignored), {s['warmup_steps']} warmup"
+        )
+    return (
+        f"{s['steps_per_epoch']} per epoch × {s['n_epochs']} epoch(s) = "
+        f"{s['total_steps']} steps, {s['warmup_steps']} warmup"
     )

@@ -3,6 +3,12 @@
 Retried: connection errors, timeouts, and 408/409/429/5xx answers, at most ``max_retries``
 times, waiting what ``Retry-After`` (or ``retry-after-ms``) says when it is sane, otherwise an
 exponential backoff with jitter. A server may opt out with ``x-should-retry: false``.
+
+Not retried, and typed: an answer that breaks the API's promises (a redirect, a success that is
+empty or not JSON: :class:`APIResponseValidationError`), one larger than ``max_response_bytes``
+(:class:`ResponseTooLargeError`), one slower than the per-request ``deadline``
+(:class:`DeadlineExceededError`). Credentials in the base URL are masked like the key in every
+message, log line and ``repr``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,15 @@ import httpx
 import orjson
 
 from synth_lab import __version__
-from synth_lab.client.config import identity_headers, mask_key, redact
+from synth_lab.client._response import (
+    GuardedStream,
+    capped_lines,
+    deadline_exceeded,
+    invalid_answer,
+    parse_json,
+    too_large,
+)
+from synth_lab.client.config import identity_headers, mask_key, mask_url, redact, url_secrets
 from synth_lab.client.errors import (
     APIConnectionError,
     APIStatusError,
@@ -38,6 +52,8 @@ INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({408, 409, 429})
+DEFAULT_MAX_RESPONSE_BYTES = 64 << 20
+"""The largest answer read (a full page of metrics is well under 1 MiB)."""
 
 Params = Mapping[str, Any]
 
@@ -83,7 +99,7 @@ def _should_retry(response: httpx.Response) -> bool:
 
 
 def decode(response: httpx.Response) -> Any:
-    """The JSON body of ``response``, or its text when it is not JSON."""
+    """The JSON body of an error answer, or its text when it is not JSON."""
     try:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
@@ -101,6 +117,15 @@ class BaseClient:
         http_client: An ``httpx.Client`` to use (its base URL and auth are not used); the
             caller keeps ownership. One is created (and closed by :meth:`close`) otherwise.
         env: Environment for the identity headers (default ``os.environ``).
+        deadline: Seconds one attempt may take from sending the request to the answer's last
+            byte (default: the timeout's read value; for uploads it counts from the end of
+            the upload). The timeouts bound each network operation; this bounds their sum
+            (checked as the body arrives; the status line and headers are bounded by the
+            read timeout of each network read).
+        max_response_bytes: The largest answer read.
+
+    Attributes:
+        base_url: The base URL as it may be shown (credentials masked).
     """
 
     def __init__(
@@ -112,8 +137,14 @@ class BaseClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.Client | None = None,
         env: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self._base_url = base_url.rstrip("/")
+        self._secrets = url_secrets(self._base_url)
+        self.base_url = mask_url(self._base_url)
+        self.deadline = deadline
+        self.max_response_bytes = int(max_response_bytes)
         self.max_retries = max(0, int(max_retries))
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self._api_key = api_key
@@ -122,6 +153,8 @@ class BaseClient:
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Accept": "application/json",
+            # Uncompressed, so that max_response_bytes caps what is held in memory.
+            "Accept-Encoding": "identity",
             "User-Agent": f"synth-lab/{__version__}",
             **identity_headers(env),
         }
@@ -147,8 +180,12 @@ class BaseClient:
         self.close()
 
     def url(self, path: str) -> str:
-        """The absolute URL of an API path such as ``/learning/jobs``."""
-        return self.base_url + "/" + path.lstrip("/")
+        """The absolute URL of an API path such as ``/learning/jobs`` (not for display)."""
+        return self._base_url + "/" + path.lstrip("/")
+
+    def redact(self, text: str) -> str:
+        """``text`` with the key and the base URL's credentials masked."""
+        return redact(text, self._api_key, self._secrets)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -178,10 +215,13 @@ class BaseClient:
             max_retries: Overrides the client's retry count.
 
         Returns:
-            The successful response (status < 400).
+            The successful response (status 2xx), its body read.
 
         Raises:
             APIStatusError: The server answered with an error (a subclass per status).
+            APIResponseValidationError: A redirect (never followed), or an answer over
+                ``max_response_bytes`` (:class:`ResponseTooLargeError`).
+            DeadlineExceededError: The attempt outlived the deadline.
             APIConnectionError: The server could not be reached after the retries.
         """
         url = self.url(path)
@@ -192,6 +232,7 @@ class BaseClient:
             content = orjson.dumps(json)
             all_headers["Content-Type"] = "application/json"
         retries = self.max_retries if max_retries is None else max(0, max_retries)
+        shown = self.redact(url)
         attempt = 0
         while True:
             try:
@@ -203,14 +244,19 @@ class BaseClient:
                 if attempt >= retries:
                     raise error from None
                 delay = backoff_delay(attempt)
-                log.info("%s %s: %s; retrying in %.2fs", method, url, error.message, delay)
+                log.info("%s %s: %s; retrying in %.2fs", method, shown, error.message, delay)
             else:
-                if response.status_code < 400:
+                if response.status_code < 300:
                     return response
+                if response.status_code < 400:
+                    target = self.redact(response.headers.get("location", "?"))
+                    what = f"a redirect to {target} (redirects are not followed)"
+                    raise invalid_answer(response, what, self.redact, content=response.content)
                 if attempt >= retries or not _should_retry(response):
                     raise self._status_error(response, method, url)
                 delay = backoff_delay(attempt, retry_after_seconds(response.headers))
-                log.info("%s %s -> %d; retrying in %.2fs", method, url, response.status_code, delay)
+                status = response.status_code
+                log.info("%s %s -> %d; retrying in %.2fs", method, shown, status, delay)
             attempt += 1
             self._sleep(delay)
 
@@ -224,31 +270,70 @@ class BaseClient:
         upload: tuple[str | os.PathLike[str], Mapping[str, str]] | None,
         timeout: httpx.Timeout,
     ) -> httpx.Response:
-        if upload is None:
-            request = self._http.build_request(
-                method, url, headers=headers, params=params, content=content, timeout=timeout
+        seconds = self.deadline if self.deadline is not None else timeout.read
+        deadline_at = time.monotonic() + seconds if seconds is not None else None
+        try:
+            if upload is None:
+                request = self._http.build_request(
+                    method,
+                    url,
+                    headers=headers,
+                    params=params,
+                    content=content,
+                    timeout=_within(timeout, deadline_at),
+                )
+                response = self._http.send(request, stream=True)
+            else:
+                path, fields = upload
+                deadline_at = None  # sending a large file may take long; the timeouts bound it
+                # The file object is read in 64 KiB chunks while sending: memory stays flat.
+                with open(path, "rb") as handle:
+                    request = self._http.build_request(
+                        method,
+                        url,
+                        headers=headers,
+                        params=params,
+                        data=dict(fields),
+                        files={"file": (Path(path).name, handle, "application/jsonl")},
+                        timeout=timeout,
+                    )
+                    response = self._http.send(request, stream=True)
+                # The deadline bounds the answer to the upload.
+                deadline_at = time.monotonic() + seconds if seconds is not None else None
+            self._read(response, deadline_at, seconds or 0.0)
+        except httpx.TimeoutException:
+            if deadline_at is not None and time.monotonic() >= deadline_at:
+                raise deadline_exceeded(method, self.redact(url), seconds or 0.0) from None
+            raise
+        return response
+
+    def _read(self, response: httpx.Response, deadline_at: float | None, seconds: float) -> None:
+        """Read the body into ``response`` within the size cap and the deadline."""
+        limit = self.max_response_bytes
+        declared = response.headers.get("content-length", "")
+        try:
+            if declared.isdigit() and int(declared) > limit:
+                raise too_large(response, limit, self.redact)
+            response.stream = GuardedStream(
+                response.stream,
+                limit=limit,
+                deadline_at=deadline_at,
+                on_limit=lambda: too_large(response, limit, self.redact),
+                on_deadline=lambda: deadline_exceeded(
+                    response.request.method, self.redact(str(response.request.url)), seconds
+                ),
             )
-            return self._http.send(request)
-        path, fields = upload
-        # The file object is read in 64 KiB chunks while sending: memory stays flat.
-        with open(path, "rb") as handle:
-            request = self._http.build_request(
-                method,
-                url,
-                headers=headers,
-                params=params,
-                data=dict(fields),
-                files={"file": (Path(path).name, handle, "application/jsonl")},
-                timeout=timeout,
-            )
-            response = self._http.send(request)
             response.read()
-            return response
+            if len(response.content) > limit:  # a compressed answer despite Accept-Encoding
+                raise too_large(response, limit, self.redact)
+        finally:
+            response.close()
 
     def _transport_error(
         self, exc: httpx.TransportError, method: str, url: str
     ) -> APIConnectionError:
-        reason = redact(str(exc) or type(exc).__name__, self._api_key)
+        reason = self.redact(str(exc) or type(exc).__name__)
+        url = self.redact(url)
         if isinstance(exc, httpx.TimeoutException):
             return APITimeoutError(f"{method} {url} timed out ({reason})", url=url)
         return APIConnectionError(f"{method} {url} could not connect: {reason}", url=url)
@@ -256,34 +341,75 @@ class BaseClient:
     def _status_error(self, response: httpx.Response, method: str, url: str) -> APIStatusError:
         body = decode(response)
         if isinstance(body, str):
-            body = redact(body, self._api_key)
+            body = self.redact(body)
         return error_for_status(
-            response.status_code, body, method=method, url=url, key_mask=self.api_key_masked
+            response.status_code,
+            body,
+            method=method,
+            url=self.redact(url),
+            key_mask=self.api_key_masked,
         )
 
+    def json_of(self, response: httpx.Response, *, allow_empty: bool = False) -> Any:
+        """The JSON of a successful answer; an empty one is an error unless ``allow_empty``.
+
+        Raises:
+            APIResponseValidationError: The body is empty or not JSON.
+        """
+        return parse_json(response, self.redact, allow_empty=allow_empty)
+
     def get_json(self, path: str, *, params: Params | None = None) -> Any:
-        """``GET`` and decode."""
-        return decode(self.request("GET", path, params=params))
+        """``GET`` and decode (see :meth:`json_of`)."""
+        return self.json_of(self.request("GET", path, params=params))
 
     def post_json(
-        self, path: str, body: Any = None, *, headers: Mapping[str, str] | None = None
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        allow_empty: bool = False,
     ) -> Any:
-        """``POST`` a JSON body and decode the answer (an empty answer gives ``{}``)."""
+        """``POST`` a JSON body and decode the answer (empty gives ``{}`` if ``allow_empty``)."""
         response = self.request("POST", path, json=body, headers=headers)
-        return decode(response) if response.content else {}
+        return self.json_of(response, allow_empty=allow_empty)
 
     @contextmanager
     def stream_lines(self, path: str, *, params: Params | None = None) -> Iterator[Iterator[str]]:
-        """``GET`` a server-sent-event stream; yields an iterator over its text lines."""
+        """``GET`` a server-sent-event stream; yields an iterator over its text lines.
+
+        The stream has no deadline (it lasts as long as the job); each line is capped at
+        ``max_response_bytes``.
+        """
         url = self.url(path)
         headers = {**self._headers, "Accept": "text/event-stream"}
         query = {k: v for k, v in (params or {}).items() if v is not None}
         timeout = httpx.Timeout(self.timeout.connect, read=None, write=30.0, pool=30.0)
         try:
             with self._http.stream("GET", url, headers=headers, params=query, timeout=timeout) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    raise self._status_error(r, "GET", url)
-                yield r.iter_lines()
+                if r.status_code >= 300:
+                    self._read(r, None, 0.0)
+                    if r.status_code >= 400:
+                        raise self._status_error(r, "GET", url)
+                    raise invalid_answer(r, "a redirect (not followed)", self.redact)
+                limit = self.max_response_bytes
+                yield capped_lines(r.iter_bytes(), limit, lambda: too_large(r, limit, self.redact))
         except httpx.TransportError as exc:
             raise self._transport_error(exc, "GET", url) from None
+
+
+def _within(timeout: httpx.Timeout, deadline_at: float | None) -> httpx.Timeout:
+    """``timeout`` with no operation allowed to wait past ``deadline_at``."""
+    if deadline_at is None:
+        return timeout
+    left = max(0.001, deadline_at - time.monotonic())
+
+    def cap(value: float | None) -> float:
+        return left if value is None else min(value, left)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )

@@ -7,7 +7,12 @@ from collections.abc import Mapping
 
 import httpx
 
-from synth_lab.client._base import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, BaseClient
+from synth_lab.client._base import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    BaseClient,
+)
 from synth_lab.client.config import resolve_api_key, resolve_base_url
 from synth_lab.client.errors import APIKeyMissingError
 from synth_lab.client.files import Files
@@ -26,6 +31,9 @@ class SynthClient(BaseClient):
             :func:`synth_lab.client.config.resolve_base_url`). ``/api`` is appended to a bare host.
         timeout: Per-request timeout in seconds (uploads get at least 300 s).
         max_retries: Retries of a failed request (connection errors, 408/409/429/5xx).
+        deadline: Seconds one attempt may take in all, however the server trickles its answer
+            (default: the timeout); :class:`DeadlineExceededError` past it.
+        max_response_bytes: The largest answer read; :class:`ResponseTooLargeError` past it.
         http_client: An ``httpx.Client`` to send with (for proxies, custom transports, tests).
         env: The environment to read instead of ``os.environ``.
         dotenv: The ``.env`` file to read the key from (``None``: none).
@@ -47,6 +55,8 @@ class SynthClient(BaseClient):
         http_client: httpx.Client | None = None,
         env: Mapping[str, str] | None = None,
         dotenv: str | os.PathLike[str] | None = ".env",
+        deadline: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         key = resolve_api_key(api_key, env, dotenv)
         if not key:
@@ -58,6 +68,8 @@ class SynthClient(BaseClient):
             max_retries=max_retries,
             http_client=http_client,
             env=env,
+            deadline=deadline,
+            max_response_bytes=max_response_bytes,
         )
         self.files = Files(self)
         self.jobs = Jobs(self)

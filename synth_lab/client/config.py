@@ -11,8 +11,9 @@ file, and is only ever shown masked (:func:`mask_key`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 PROD_BACKEND_URL = "https://api.usesynth.ai/api"
 """The hosted service, used when nothing else is configured."""
@@ -125,8 +126,40 @@ def mask_key(key: str | None) -> str:
     return f"{key[:4]}…{key[-2:]}"
 
 
-def redact(text: str, key: str | None) -> str:
-    """``text`` with every occurrence of ``key`` replaced by its mask."""
-    if key and len(key) >= 4 and key in text:
-        return text.replace(key, mask_key(key))
+def redact(text: str, key: str | None, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every occurrence of ``key`` (and of each of ``secrets``) masked."""
+    for secret in (key, *secrets):
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, mask_key(secret))
     return text
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the credentials of ``user:password@host`` masked like a key.
+
+    >>> mask_url("https://alice:s3cret-passw0rd@example.com/api")
+    'https://alic…rd@example.com/api'
+    """
+    userinfo, host = _userinfo(url)
+    if not userinfo:
+        return url
+    return url.replace(f"{userinfo}@{host}", f"{mask_key(userinfo)}@{host}", 1)
+
+
+def url_secrets(url: str) -> list[str]:
+    """What must never be shown of ``url``: its ``user:password`` part, as written and decoded."""
+    userinfo, _ = _userinfo(url)
+    if not userinfo:
+        return []
+    _, _, password = userinfo.partition(":")
+    found = [userinfo, unquote(userinfo), password, unquote(password)]
+    # Longest first, so that the whole userinfo is masked before its password alone.
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def _userinfo(url: str) -> tuple[str | None, str]:
+    netloc = urlsplit(url if "//" in url else "//" + url).netloc
+    if "@" not in netloc:
+        return None, netloc
+    userinfo, _, host = netloc.rpartition("@")
+    return userinfo, host

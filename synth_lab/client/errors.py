@@ -15,17 +15,20 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APIKeyMissingError",
+    "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "DeadlineExceededError",
     "FileRejectedError",
     "JobFailedError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PollTimeoutError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ServerError",
     "error_for_status",
 ]
@@ -65,6 +68,49 @@ class APIConnectionError(APIError):
 
 class APITimeoutError(APIConnectionError):
     """A request took longer than the client's timeout."""
+
+
+class DeadlineExceededError(APITimeoutError):
+    """A request outlived its overall deadline (a server answering too slowly). Not retried."""
+
+
+class APIResponseValidationError(APIError):
+    """The server answered, but not as the API promises; not retried.
+
+    A redirect (never followed), a success whose body is not JSON or is empty where JSON is
+    promised, or a malformed server-sent-event line.
+
+    Attributes:
+        status_code: The HTTP status of the answer.
+        body: A short excerpt of the answer (credentials masked).
+        method: The request method.
+        url: The request URL (credentials masked).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: str = "",
+        method: str = "",
+        url: str = "",
+        hint: str = "",
+    ) -> None:
+        super().__init__(
+            message,
+            hint=hint
+            or "check that the backend URL points at the learning API, not a proxy, "
+            "a login page or another service",
+        )
+        self.status_code = status_code
+        self.body = body
+        self.method = method
+        self.url = url
+
+
+class ResponseTooLargeError(APIResponseValidationError):
+    """An answer was larger than the client's ``max_response_bytes``; reading stopped there."""
 
 
 class APIStatusError(APIError):

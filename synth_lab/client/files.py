@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from synth_lab.client._base import UPLOAD_TIMEOUT, BaseClient, decode
+from synth_lab.client._base import UPLOAD_TIMEOUT, BaseClient
 from synth_lab.client.errors import APIError, FileRejectedError, NotFoundError
 from synth_lab.errors import DatasetError
 
@@ -89,7 +89,7 @@ class Files:
                 log.info("%s answered 404; trying %s", prefix, PREFIXES[-1])
                 continue
             self._prefix = prefix
-            doc = decode(response)
+            doc = self._client.json_of(response)
             break
         if not isinstance(doc, dict) or not doc.get("id"):
             raise APIError(f"The upload of {file.name} returned no file id: {str(doc)[:200]}")

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from synth_lab.client._base import BaseClient
+from synth_lab.client.errors import APIResponseValidationError
 
 TERMINAL_STATUSES = frozenset(
     {"succeeded", "completed", "failed", "cancelled", "canceled", "error", "errored"}
@@ -46,6 +47,7 @@ SHOWN_EVENTS = frozenset(
         "sft.job.cancelled",
         "sft.job.resumed",
         "sft.compute.adjusted",
+        "sft.request.ignored",
     }
 )
 """Event types worth showing; the others (``sft.created``, ``hatchet.*`` ...) are noise."""
@@ -71,19 +73,53 @@ class Jobs:
         self._client = client
 
     def create(
-        self, payload: dict[str, Any], *, idempotency_key: str | None = None
+        self,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        form: str = "cli",
+        total_steps: int | None = None,
+        suffix: str | None = None,
+        integrations: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """``POST /learning/jobs``: create (not start) a job.
 
         One ``Idempotency-Key`` covers the call and its retries, so a create that reached the
         server before the connection broke returns the same job instead of a second one.
+
+        Args:
+            payload: A payload as :func:`synth_lab.payload.build_payload` makes it.
+            idempotency_key: The key (a new UUID by default).
+            form: ``"cli"`` sends ``payload`` as synth-ai's CLI does; ``"sdk"`` rewrites it as
+                synth-ai's Python SDK sends it (top-level ``validation_file`` ...).
+            total_steps: ``form="sdk"``: an exact optimizer-step budget (over ``n_epochs``).
+            suffix: ``form="sdk"``: a name part for the finetuned model.
+            integrations: ``form="sdk"``: integrations to request, by name.
+
+        Raises:
+            ConfigError: SDK-only options with ``form="cli"``, or an unknown form.
         """
+        from synth_lab.payload import request_form_payload
+
+        body = request_form_payload(
+            payload, form, total_steps=total_steps, suffix=suffix, integrations=integrations
+        )
         key = idempotency_key or str(uuid.uuid4())
-        return self._client.post_json("/learning/jobs", payload, headers={"Idempotency-Key": key})
+        doc = self._client.post_json("/learning/jobs", body, headers={"Idempotency-Key": key})
+        if not isinstance(doc, dict) or not job_id_of(doc):
+            raise APIResponseValidationError(
+                f"POST {self._client.base_url}/learning/jobs answered without a job id: "
+                f"{self._client.redact(str(doc))[:200]!r}",
+                status_code=200,
+                body=self._client.redact(str(doc))[:200],
+                method="POST",
+                url=f"{self._client.base_url}/learning/jobs",
+            )
+        return doc
 
     def start(self, job_id: str) -> dict[str, Any]:
-        """``POST /learning/jobs/{id}/start``."""
-        return self._client.post_json(f"/learning/jobs/{job_id}/start", {})
+        """``POST /learning/jobs/{id}/start``; the answer is the job document (or empty)."""
+        return self._client.post_json(f"/learning/jobs/{job_id}/start", {}, allow_empty=True)
 
     def retrieve(self, job_id: str) -> dict[str, Any]:
         """``GET /learning/jobs/{id}``: the job document."""
@@ -96,8 +132,7 @@ class Jobs:
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """``POST /learning/jobs/{id}/cancel``: stop the job; the answer is the job document."""
-        response = self._client.request("POST", f"/learning/jobs/{job_id}/cancel")
-        return orjson.loads(response.content) if response.content else {}
+        return self._client.post_json(f"/learning/jobs/{job_id}/cancel", allow_empty=True)
 
     def events(self, job_id: str, *, since_seq: int = 0, limit: int = PAGE) -> list[dict[str, Any]]:
         """Events with ``seq > since_seq``, oldest first."""
@@ -107,12 +142,33 @@ class Jobs:
         return list(doc.get("events", [])) if isinstance(doc, dict) else []
 
     def stream_events(self, job_id: str, *, since_seq: int = 0) -> Iterator[dict[str, Any]]:
-        """Events as server-sent events, until the server closes the stream."""
+        """Events as server-sent events, until the server closes the stream.
+
+        Raises:
+            APIResponseValidationError: A ``data:`` line that is not a JSON object.
+        """
         path = f"/learning/jobs/{job_id}/events"
         with self._client.stream_lines(path, params={"since_seq": since_seq}) as lines:
             for line in lines:
                 if line.startswith("data:"):
-                    yield orjson.loads(line[5:].strip())
+                    yield self._event(line, path)
+
+    def _event(self, line: str, path: str) -> dict[str, Any]:
+        try:
+            event = orjson.loads(line[5:].strip())
+        except orjson.JSONDecodeError:
+            event = None
+        if isinstance(event, dict):
+            return event
+        url = f"{self._client.base_url}{path}"
+        body = self._client.redact(line)[:200]
+        raise APIResponseValidationError(
+            f"GET {url} sent a malformed event line: {body!r}",
+            status_code=200,
+            body=body,
+            method="GET",
+            url=url,
+        )
 
     def metrics(
         self,

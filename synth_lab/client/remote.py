@@ -271,6 +271,10 @@ def submit(
     poll_interval: float | None = None,
     live: bool | None = None,
     idempotency_key: str | None = None,
+    form: str = "cli",
+    total_steps: int | None = None,
+    suffix: str | None = None,
+    integrations: dict[str, Any] | None = None,
 ) -> RemoteJob:
     """Validate, upload, create, start, and (by default) watch a remote SFT job.
 
@@ -288,6 +292,11 @@ def submit(
         live: The view while watching (see :meth:`RemoteJob.wait`).
         idempotency_key: The create request's key (default: a new one); submitting again with
             the same key returns the job created first instead of a second one.
+        form: Create the job as synth-ai's CLI does (``"cli"``) or as its Python SDK does
+            (``"sdk"``: top-level ``validation_file``, and the three options below).
+        total_steps: ``form="sdk"``: an exact optimizer-step budget (over ``n_epochs``).
+        suffix: ``form="sdk"``: a name part for the finetuned model.
+        integrations: ``form="sdk"``: integrations to request, by name.
 
     Returns:
         The :class:`RemoteJob`.
@@ -301,7 +310,15 @@ def submit(
     from synth_lab.dryrun import dry_run
     from synth_lab.payload import build_payload
 
-    checked = dry_run(config, dataset, examples=examples, validation_dataset=validation_dataset)
+    sdk = {"total_steps": total_steps, "suffix": suffix, "integrations": integrations}
+    checked = dry_run(
+        config,
+        dataset,
+        examples=examples,
+        validation_dataset=validation_dataset,
+        form=form,
+        **sdk,
+    )
     checked.raise_for_errors()
     cfg = checked.config
     api = _client(client, backend, api_key)
@@ -315,7 +332,9 @@ def submit(
     val_id = None
     if checked.validation is not None and checked.validation.path:
         val_id = str(api.files.upload(checked.validation.path)["id"])
-    doc = api.jobs.create(build_payload(cfg, train_id, val_id), idempotency_key=idempotency_key)
+    doc = api.jobs.create(
+        build_payload(cfg, train_id, val_id), idempotency_key=idempotency_key, form=form, **sdk
+    )
     job_id = job_id_of(doc)
     started = api.jobs.start(job_id)
     job = RemoteJob(

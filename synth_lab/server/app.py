@@ -220,6 +220,8 @@ class Api:
             else None,
             "output_dir": str(job_dir / "output"),
             "local_model": plan.local_model,
+            "max_steps": plan.budget.max_steps,
+            "suffix": plan.suffix,
         }
         stored, created = await run_in_threadpool(
             self.store.add_job, job_id, owner, plan.model, payload, spec, plan.gpus, key
@@ -233,6 +235,10 @@ class Api:
                 f"{note['used_gpus'] or 'the CPU'}" + (" GPU(s)" if note["used_gpus"] else "")
             )
             self.store.add_event(job_id, "sft.compute.adjusted", message, note, level="warning")
+        for warning in plan.warnings:
+            self.store.add_event(
+                job_id, "sft.request.ignored", warning["message"], warning, level="warning"
+            )
         return json_response(self.store.job(job_id, owner), 201)
 
     async def list_jobs(self, request: Request) -> Response:

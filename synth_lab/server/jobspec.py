@@ -1,8 +1,11 @@
 """From a ``POST /learning/jobs`` payload to what a worker runs, with every refusal coded.
 
-The payload is the one the synth-ai client builds (``docs/contract/sft-config.md``); it is
+The payload is the one the synth-ai CLI builds (``docs/contract/sft-config.md``) or the one its
+Python SDK builds (top-level ``validation_file``, ``suffix`` and ``integrations``; step budgets
+as ``total_steps``/``train_steps``/``steps``; ``docs/contract/learning-api.md`` section 2). It is
 turned back into an :class:`~synth_lab.config.SFTConfig` so that the same strict validation
 applies, then the model is mapped to a local one and the compute checked against this machine.
+What is accepted but not acted on becomes a warning on the job, never silence.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from synth_lab.errors import ConfigError
+
+STEP_KEYS = ("total_steps", "train_steps", "steps")
+"""The SDK's spellings of an optimizer-step budget (they govern over ``n_epochs``)."""
 
 VALIDATION_KEYS = (
     "evaluation_strategy",
@@ -52,9 +58,75 @@ def bad(code: str, message: str, **extra: Any) -> RequestError:
     return RequestError(400, code, message, **extra)
 
 
+@dataclass(frozen=True)
+class StepBudget:
+    """How many optimizer steps a job runs, and which hyperparameter says so.
+
+    Attributes:
+        governed_by: ``"n_epochs"``, or the step key that sets the budget (``total_steps``,
+            ``train_steps`` or ``steps``).
+        n_epochs: Passes over the data (used only when ``governed_by`` is ``"n_epochs"``).
+        max_steps: The exact step budget, or ``None`` when ``n_epochs`` governs.
+    """
+
+    governed_by: str
+    n_epochs: int
+    max_steps: int | None = None
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps the job runs when an epoch is ``steps_per_epoch`` steps."""
+        return self.max_steps if self.max_steps is not None else steps_per_epoch * self.n_epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "governed_by": self.governed_by,
+            "n_epochs": self.n_epochs,
+            "total_steps": self.max_steps,
+        }
+
+
+def step_budget(hyper: Mapping[str, Any]) -> StepBudget:
+    """The step budget of a payload's ``hyperparameters`` (either client's form).
+
+    A step key (``total_steps``, ``train_steps``, ``steps``) is an exact optimizer-step budget
+    and governs over ``n_epochs``; several step keys must agree. Without one, ``n_epochs``
+    (default 1) passes over the training data set the number of steps.
+
+    Raises:
+        RequestError: 400 ``invalid_payload`` naming the field: not a positive integer, or
+            step keys that disagree.
+    """
+    for key in ("n_epochs", *STEP_KEYS):
+        value = hyper.get(key)
+        if key in hyper and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise bad(
+                "invalid_payload",
+                f"hyperparameters.{key} must be a positive integer, got {value!r}",
+                field=f"hyperparameters.{key}",
+            )
+    n_epochs = int(hyper.get("n_epochs", 1))
+    given = {key: int(hyper[key]) for key in STEP_KEYS if key in hyper}
+    if len(set(given.values())) > 1:
+        shown = ", ".join(f"{k}={v}" for k, v in given.items())
+        raise bad(
+            "invalid_payload",
+            f"the step budget is given twice and disagrees ({shown})",
+            hint="send one of total_steps, train_steps, steps",
+            fields=[f"hyperparameters.{k}" for k in given],
+        )
+    if not given:
+        return StepBudget("n_epochs", n_epochs)
+    key, steps = next(iter(given.items()))
+    return StepBudget(key, n_epochs, steps)
+
+
 @dataclass
 class JobPlan:
-    """What the server will run for a payload."""
+    """What the server will run for a payload.
+
+    ``notes`` are compute adjustments; ``warnings`` are what the request asked for that is
+    accepted but not acted on (``{"field", "message", ...}``), each recorded as an event.
+    """
 
     model: str
     local_model: str
@@ -63,6 +135,9 @@ class JobPlan:
     validation_file_id: str | None
     gpus: int
     notes: list[dict[str, Any]] = field(default_factory=list)
+    budget: StepBudget = field(default_factory=lambda: StepBudget("n_epochs", 1))
+    suffix: str | None = None
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def available_gpus(env: Mapping[str, str] | None = None) -> int:
@@ -118,8 +193,17 @@ def plan_job(
             ``missing_gpu_type``, ``file_not_found``, ``file_not_ready``, ``file_invalid``,
             ``model_not_available``, ``insufficient_resources``).
     """
+    from synth_lab.server.requestform import (
+        check_top_level_keys,
+        ignored_fields,
+        model_suffix,
+        validation_file_id,
+        with_request_keys,
+    )
+
     if not isinstance(payload, dict):
         raise bad("invalid_payload", "the body must be a JSON object")
+    check_top_level_keys(payload)
     for key in ("model", "training_file_id"):
         if not isinstance(payload.get(key), str) or not payload[key].strip():
             raise bad("invalid_payload", f"'{key}' is required (a non-empty string)", field=key)
@@ -141,11 +225,10 @@ def plan_job(
         )
 
     train_id = payload["training_file_id"].strip()
-    data = dict(effective.get("data") or {})
-    val_files = data.get("validation_files") or []
-    if not isinstance(val_files, list) or len(val_files) > 1:
-        raise bad("invalid_payload", "data.validation_files must be a list of at most one id")
-    val_id = str(val_files[0]) if val_files else None
+    val_id = validation_file_id(payload, effective)
+    budget = step_budget(hyper)
+    suffix = model_suffix(payload.get("suffix"))
+    warnings = ignored_fields(payload, hyper, budget)
     for file_id in filter(None, (train_id, val_id)):
         _check_file(file_id, file_status(file_id))
 
@@ -183,18 +266,29 @@ def plan_job(
                 "device": "cuda" if use else "cpu",
             }
         )
+    # The step budget travels to the trainer as max_steps, beside the config (which has no such
+    # key, so the TOML form can never send one).
+    hyper = {k: v for k, v in hyper.items() if k not in STEP_KEYS}
     config = _config_dict(local_model, hyper, effective, compute, requested, max(use, 1))
     try:
         from synth_lab.config import SFTConfig
 
-        SFTConfig.from_dict(config)
+        checked = SFTConfig.from_dict(config)
     except ConfigError as exc:
         raise bad(
             "invalid_payload",
             exc.title,
-            problems=[p.to_dict() for p in exc.errors],
+            problems=[with_request_keys(p.to_dict()) for p in exc.errors],
         ) from None
-    return JobPlan(model, local_model, config, train_id, val_id, use, notes)
+    # Keys of the forwarded sections that no part of synth-lab knows are kept, not acted on.
+    warnings += [
+        {"field": p.path, "message": f"{p.path} is accepted but not acted on: {p.message}"}
+        for p in checked.warnings
+        if p.code == "unknown_key"
+    ]
+    return JobPlan(
+        model, local_model, config, train_id, val_id, use, notes, budget, suffix, warnings
+    )
 
 
 def _check_file(file_id: str, doc: dict[str, Any] | None) -> None:

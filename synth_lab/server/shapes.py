@@ -8,6 +8,9 @@ from typing import Any
 
 import orjson
 
+from synth_lab.server.jobspec import RequestError, step_budget
+from synth_lab.server.requestform import validation_file_id
+
 
 def iso(ts: float | None) -> str | None:
     """A Unix time as an ISO 8601 UTC string (``2025-01-31T12:00:00.000Z``)."""
@@ -33,10 +36,16 @@ def file_doc(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def job_doc(row: sqlite3.Row) -> dict[str, Any]:
-    """``GET /learning/jobs/{id}``: the payload's fields plus status, result and times."""
+    """``GET /learning/jobs/{id}``: the payload's fields plus status, result and times.
+
+    Either request form reads the same: ``validation_file`` wherever it was sent, and
+    ``step_budget`` saying whether ``n_epochs`` or a step key governs.
+    """
     payload = orjson.loads(row["payload"])
     result = orjson.loads(row["result"]) if row["result"] else None
     fine_tuned = (result or {}).get("fine_tuned_model")
+    hyper = payload.get("hyperparameters", {})
+    effective = (payload.get("metadata") or {}).get("effective_config") or {}
     return {
         "id": row["id"],
         "job_id": row["id"],
@@ -45,8 +54,11 @@ def job_doc(row: sqlite3.Row) -> dict[str, Any]:
         "model": row["model"],
         "training_type": payload.get("training_type", "sft_offline"),
         "training_file_id": payload.get("training_file_id"),
-        "hyperparameters": payload.get("hyperparameters", {}),
+        "hyperparameters": hyper,
         "metadata": payload.get("metadata", {}),
+        **_request_form(payload, hyper, effective),
+        "suffix": payload.get("suffix"),
+        "integrations": payload.get("integrations"),
         "fine_tuned_model": fine_tuned,
         "model_id": fine_tuned,
         "error": row["error"],
@@ -56,6 +68,19 @@ def job_doc(row: sqlite3.Row) -> dict[str, Any]:
         "started_at": iso(row["started_at"]),
         "finished_at": iso(row["finished_at"]),
     }
+
+
+def _request_form(
+    payload: dict[str, Any], hyper: dict[str, Any], effective: dict[str, Any]
+) -> dict[str, Any]:
+    """``validation_file`` and ``step_budget`` of a stored payload (checked when it came in)."""
+    try:
+        return {
+            "validation_file": validation_file_id(payload, effective),
+            "step_budget": step_budget(hyper).to_dict(),
+        }
+    except RequestError:  # a row stored before these fields were read: show it anyway
+        return {"validation_file": None, "step_budget": None}
 
 
 def event_doc(row: sqlite3.Row) -> dict[str, Any]:

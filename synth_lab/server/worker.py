@@ -167,6 +167,8 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
             logger=logger,
             live=False,
             validation_dataset=spec.get("val_path"),
+            # An exact step budget (the SDK's total_steps) overrides n_epochs.
+            **({"max_steps": spec["max_steps"]} if spec.get("max_steps") else {}),
         )
     except KeyboardInterrupt:
         return 130
@@ -189,7 +191,8 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
             job_id, "failed", error=message, event=("sft.job.failed", "error", message, {})
         )
         return 1
-    fine_tuned = f"ft:{row['model']}:{job_id}"
+    suffix = f"{spec['suffix']}:" if spec.get("suffix") else ""
+    fine_tuned = f"ft:{row['model']}:{suffix}{job_id}"
     final_dir = getattr(result, "final_dir", None)
     summary = {
         "steps": steps,

@@ -1,0 +1,145 @@
+"""The parts of a ``POST /learning/jobs`` body beyond the config: both upstream request forms.
+
+synth-ai's CLI puts the validation file in ``metadata.effective_config.data.validation_files``;
+its Python SDK sends a top-level ``validation_file``, ``suffix`` and ``integrations``
+(``docs/contract/learning-api.md`` section 2). This module reads both, refuses what neither
+sends, and lists what is accepted but not acted on (each becomes a warning event on the job).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from synth_lab.config.checks import suggest
+from synth_lab.config.schema import HyperparametersSection
+from synth_lab.server.jobspec import STEP_KEYS, VALIDATION_KEYS, StepBudget, bad
+
+TOP_LEVEL_KEYS = (
+    "model",
+    "training_type",
+    "training_file_id",
+    "hyperparameters",
+    "metadata",
+    "validation_file",
+    "suffix",
+    "integrations",
+)
+"""Every top-level key an upstream client (the CLI or the SDK) sends."""
+
+
+SUFFIX_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def with_request_keys(problem: dict[str, Any]) -> dict[str, Any]:
+    """An unknown-hyperparameter problem whose did-you-mean also knows the request's keys.
+
+    The config knows only the TOML's keys; a request may also carry the SDK's step keys and the
+    validation keys the CLI moves into ``hyperparameters``.
+    """
+    path = str(problem.get("path") or "")
+    if problem.get("code") != "unknown_key" or path.count(".") != 1:
+        return problem
+    section, key = path.split(".")
+    if section != "hyperparameters":
+        return problem
+
+    known = [*HyperparametersSection.model_fields, *STEP_KEYS, *VALIDATION_KEYS]
+    guess = suggest(key, known)
+    hint = f"did you mean '{guess}'?" if guess else f"remove it; accepted: {', '.join(known)}"
+    return {**problem, "hint": hint}
+
+
+def check_top_level_keys(payload: dict[str, Any]) -> None:
+    """Refuse a top-level key no upstream client sends, with a did-you-mean."""
+
+    for key in payload:
+        if key not in TOP_LEVEL_KEYS:
+            guess = suggest(str(key), TOP_LEVEL_KEYS)
+            raise bad(
+                "invalid_payload",
+                f"unknown key '{key}'" + (f"; did you mean '{guess}'?" if guess else ""),
+                hint="" if guess else f"known keys: {', '.join(TOP_LEVEL_KEYS)}",
+                field=str(key),
+            )
+
+
+def validation_file_id(payload: Mapping[str, Any], effective: Mapping[str, Any]) -> str | None:
+    """The validation file id, from the SDK's ``validation_file`` or the CLI's placement.
+
+    Raises:
+        RequestError: 400 ``invalid_payload`` for a malformed id, ``validation_file_conflict``
+            when both placements are given and name different files.
+    """
+    top = payload.get("validation_file")
+    if top is not None and not isinstance(top, str):
+        raise bad("invalid_payload", "'validation_file' must be a file id (a string)")
+    top = (top or "").strip() or None
+    data = effective.get("data") or {}
+    if not isinstance(data, dict):
+        raise bad("invalid_payload", "'metadata.effective_config.data' must be an object")
+    val_files = data.get("validation_files") or []
+    if not isinstance(val_files, list) or len(val_files) > 1:
+        raise bad("invalid_payload", "data.validation_files must be a list of at most one id")
+    nested = str(val_files[0]).strip() if val_files else None
+    if top and nested and top != nested:
+        raise bad(
+            "validation_file_conflict",
+            f"validation_file is '{top}' but metadata.effective_config.data.validation_files "
+            f"names '{nested}'",
+            hint="send the validation file in one place (or the same id in both)",
+            fields=["validation_file", "metadata.effective_config.data.validation_files"],
+        )
+    return top or nested
+
+
+def model_suffix(value: Any) -> str | None:
+    """The ``suffix`` for the finetuned model's name (``None``: none)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or not SUFFIX_PATTERN.fullmatch(value.strip()):
+        raise bad(
+            "invalid_payload",
+            "'suffix' must be 1-64 characters of letters, digits, '.', '_' or '-'",
+            field="suffix",
+        )
+    return value.strip()
+
+
+def ignored_fields(
+    payload: Mapping[str, Any], hyper: Mapping[str, Any], budget: StepBudget
+) -> list[dict[str, Any]]:
+    """What the request sets that this server accepts but does not act on."""
+    found: list[dict[str, Any]] = []
+    integrations = payload.get("integrations")
+    if integrations is not None and not isinstance(integrations, dict):
+        raise bad("invalid_payload", "'integrations' must be an object", field="integrations")
+    if integrations:
+        names = sorted(map(str, integrations))
+        found.append(
+            {
+                "field": "integrations",
+                "message": f"integrations {', '.join(names)} are recorded on the job but not "
+                "run: synth-lab serve has no integrations",
+                "integrations": names,
+            }
+        )
+    if budget.max_steps is not None and "n_epochs" in hyper:
+        found.append(
+            {
+                "field": "hyperparameters.n_epochs",
+                "message": f"n_epochs={budget.n_epochs} is ignored: {budget.governed_by}="
+                f"{budget.max_steps} sets the step budget",
+            }
+        )
+    if "batch_size" in hyper:
+        over = [k for k in ("global_batch", "per_device_batch") if k in hyper]
+        if over:
+            found.append(
+                {
+                    "field": "hyperparameters.batch_size",
+                    "message": f"batch_size is ignored: {' and '.join(over)} set the batch",
+                }
+            )
+    return found
