@@ -3,7 +3,9 @@
 Routes follow ``docs/contract/learning-api.md``: files under both ``/api/files`` and
 ``/api/learning/files``, jobs under ``/api/learning/jobs``. Every route but ``/health`` needs a
 bearer key; a key sees only its own files and jobs (others' are 404). Errors are
-``{"detail": {"code", "message", ...}, "code", "message"}`` with status 400/401/404/409/413.
+``{"detail": {"code", "message", ...}, "code", "message"}`` with status
+400/401/404/409/413/422/429. Answers name files and jobs by id and folders relative to the job;
+tracebacks and server paths stay in the server's log.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +30,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from synth_lab import __version__
 from synth_lab.server.faults import Fault, FaultMiddleware
 from synth_lab.server.jobspec import RequestError, available_gpus, bad, plan_job
+from synth_lab.server.limits import Limits, over_quota
+from synth_lab.server.models import ModelCatalog
 from synth_lab.server.scheduler import Scheduler
 from synth_lab.server.store import TERMINAL, Store
+from synth_lab.server.tenancy import Tenants, private_dir
 from synth_lab.server.uploads import receive_upload
 from synth_lab.server.worker import DB_NAME, DEFAULT_RUNNER
 
@@ -45,6 +49,8 @@ MAX_JSON_BYTES = 1 << 20
 MAX_PROBLEMS_KEPT = 100
 SSE_POLL_SECONDS = 0.5
 SSE_HEARTBEAT_SECONDS = 15.0
+MAX_INT = 2**63 - 1
+"""Largest integer a query parameter may hold (SQLite's INTEGER)."""
 
 
 @dataclass
@@ -53,8 +59,12 @@ class ServerSettings:
 
     Attributes:
         data_dir: Where the database, uploaded files and job outputs live.
-        api_keys: Accepted keys, each mapped to its owner (keys of one owner share data).
+        api_keys: Accepted keys, each mapped to its owner (keys of one owner share data), or to
+            ``None`` for an owner id derived from the key.
         model_map: Requested model id -> local model id or path.
+        allowed_models: Model ids tenants may use as they are (``--allow-model``).
+        models_dir: Folder whose model subfolders tenants may use by name (``--models-dir``).
+        limits: Job limits and tenant quotas.
         accept_any_compute: Run jobs asking for more GPUs than exist on what there is.
         max_upload_bytes: Largest accepted upload.
         gpus: GPUs to schedule on (default: detected).
@@ -64,18 +74,17 @@ class ServerSettings:
     """
 
     data_dir: Path
-    api_keys: Mapping[str, str]
+    api_keys: Mapping[str, str | None]
     model_map: Mapping[str, str] = field(default_factory=dict)
+    allowed_models: Sequence[str] = ()
+    models_dir: Path | None = None
+    limits: Limits = field(default_factory=Limits)
     accept_any_compute: bool = False
     max_upload_bytes: int = 4 << 30
     gpus: int | None = None
     runner: str = DEFAULT_RUNNER
     faults: list[Fault] = field(default_factory=list)
     run_jobs: bool = True
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
 
 
 def json_response(
@@ -96,19 +105,32 @@ class Api:
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
-        self.data_dir = Path(settings.data_dir)
-        self.files_dir = self.data_dir / "files"
-        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = private_dir(Path(settings.data_dir))
+        self.files_dir = private_dir(self.data_dir / "files")
+        private_dir(self.data_dir / "jobs")
         self.store = Store(self.data_dir / DB_NAME)
+        self.tenants = Tenants(settings.api_keys, self.data_dir, self.store)
+        self.models = ModelCatalog(
+            settings.model_map, tuple(settings.allowed_models), settings.models_dir
+        )
         self.gpus = available_gpus() if settings.gpus is None else settings.gpus
-        self.scheduler = Scheduler(self.store, self.data_dir, self.gpus, settings.runner)
-        self._keys = {_digest(k): owner for k, owner in settings.api_keys.items()}
+        self.scheduler = Scheduler(
+            self.store,
+            self.data_dir,
+            self.gpus,
+            settings.runner,
+            limits=settings.limits,
+            private_values=self.tenants.keys,
+        )
         self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-check")
         self._lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def startup(self) -> None:
+        for part in self.files_dir.glob(".*.part"):  # uploads a crash cut short
+            log.info("removing the partial upload %s", part.name)
+            part.unlink(missing_ok=True)
         for file_id in self.store.files_with_status("processing"):
             self._checks.submit(self._check_file, file_id)
         if self.settings.run_jobs:
@@ -122,12 +144,19 @@ class Api:
     # -- helpers --------------------------------------------------------------------------------
 
     def owner(self, request: Request) -> str:
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        owner = self._keys.get(_digest(key.strip())) if scheme.lower() == "bearer" else None
-        if owner is None:
-            message = "invalid API key" if key else "missing API key (Authorization: Bearer KEY)"
-            raise RequestError(401, "unauthorized", message)
-        return owner
+        return self.tenants.owner(request.headers.get("authorization", ""))
+
+    def _finetuned(self, model: str, owner: str) -> str | None:
+        """The output folder of the caller's succeeded job with this ``fine_tuned_model`` id."""
+        row = self.store.job_row(model.rsplit(":", 1)[-1], owner)
+        if row is None or row["status"] != "succeeded" or not row["result"]:
+            return None
+        result = orjson.loads(row["result"])
+        if result.get("fine_tuned_model") != model or not result.get("final_dir"):
+            return None
+        job_dir = (self.data_dir / "jobs" / row["id"]).resolve()
+        final = (job_dir / result["final_dir"]).resolve()
+        return str(final) if final.is_relative_to(job_dir) and final.is_dir() else None
 
     def job_or_404(self, request: Request) -> tuple[str, str]:
         owner = self.owner(request)
@@ -149,14 +178,40 @@ class Api:
             self.store.set_file_checked(file_id, False, 0, [problem])
 
     def _replay(
-        self, request: Request, owner: str, kind: str, lookup: Any
+        self, request: Request, owner: str, kind: str, lookup: Any, body_hash: str | None = None
     ) -> tuple[str | None, Response | None]:
-        """The request's ``Idempotency-Key`` and, when it was seen before, the first answer."""
+        """The request's ``Idempotency-Key`` and, when it was seen before, the first answer.
+
+        Raises:
+            RequestError: 422 when the key was first used with another body.
+        """
         key = request.headers.get("idempotency-key")
         known = self.store.idempotent_ref(owner, kind, key) if key else None
         if known is None:
             return key, None
+        assert key is not None
+        self._same_body(owner, kind, key, body_hash)
         return key, json_response(lookup(known, owner), 200)
+
+    def _same_body(self, owner: str, kind: str, key: str, body_hash: str | None) -> None:
+        first = self.store.idempotent_hash(owner, kind, key)
+        if body_hash is not None and first is not None and first != body_hash:
+            raise RequestError(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was first used with a different request body",
+                hint="use a new Idempotency-Key for a different request",
+            )
+
+    def _check_storage(self, owner: str, adding: int) -> None:
+        quota = self.settings.limits.max_stored_bytes
+        stored = self.store.usage(owner)["stored_bytes"]
+        if quota and stored + adding > quota:
+            raise over_quota(
+                "max_stored_bytes",
+                f"your files would take {stored + adding:,} bytes; the quota is {quota:,}",
+                quota,
+            )
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -165,9 +220,18 @@ class Api:
         key, replay = self._replay(request, owner, "file", self.store.file)
         if replay is not None:
             return replay
+        declared = request.headers.get("content-length", "")
+        await run_in_threadpool(
+            self._check_storage, owner, int(declared) if declared.isdigit() else 0
+        )
         file_id = f"file_{uuid.uuid4().hex[:24]}"
         part = self.files_dir / f".{file_id}.part"
         upload = await receive_upload(request, part, self.settings.max_upload_bytes)
+        try:
+            await run_in_threadpool(self._check_storage, owner, upload.size)
+        except RequestError:
+            part.unlink(missing_ok=True)
+            raise
         final = self.files_dir / f"{file_id}.jsonl"
         part.replace(final)
         purpose = upload.fields.get("purpose") or "fine-tune"
@@ -199,17 +263,30 @@ class Api:
 
     async def create_job(self, request: Request) -> Response:
         owner = self.owner(request)
-        key, replay = self._replay(request, owner, "job", self.store.job)
+        payload = await _read_json(request)
+        body_hash = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        key, replay = self._replay(request, owner, "job", self.store.job, body_hash)
         if replay is not None:
             return replay
-        payload = await _read_json(request)
         plan = plan_job(
             payload,
             model_map=self.settings.model_map,
             gpus_available=self.gpus,
             accept_any_compute=self.settings.accept_any_compute,
             file_status=lambda fid: self.store.file(fid, owner),
+            resolve_model=lambda model: self.models.resolve(
+                model, lambda ft: self._finetuned(ft, owner)
+            ),
+            limits=self.settings.limits,
         )
+        queued_quota = self.settings.limits.max_queued_jobs
+        if queued_quota and self.store.usage(owner)["queued"] >= queued_quota:
+            raise over_quota(
+                "max_queued_jobs",
+                f"you have {queued_quota} jobs waiting, this server's quota; "
+                "start, cancel or wait for some",
+                queued_quota,
+            )
         job_id = f"job_{uuid.uuid4().hex[:24]}"
         job_dir = self.data_dir / "jobs" / job_id
         spec = {
@@ -222,9 +299,11 @@ class Api:
             "local_model": plan.local_model,
         }
         stored, created = await run_in_threadpool(
-            self.store.add_job, job_id, owner, plan.model, payload, spec, plan.gpus, key
+            self.store.add_job, job_id, owner, plan.model, payload, spec, plan.gpus, key, body_hash
         )
-        if not created:
+        if not created:  # a concurrent request with the same key won
+            assert key is not None
+            self._same_body(owner, "job", key, body_hash)
             return json_response(self.store.job(stored, owner), 200)
         self.store.add_event(job_id, "sft.created", "job created", {"model": plan.model})
         for note in plan.notes:
@@ -303,14 +382,8 @@ class Api:
         return json_response({"events": self.store.timeline(job_id)})
 
     async def health(self, request: Request) -> Response:
-        return json_response(
-            {
-                "status": "ok",
-                "version": __version__,
-                "gpus": self.gpus,
-                "running": len(self.scheduler.running),
-            }
-        )
+        # Unauthenticated: says that the server is up and nothing about it or its tenants.
+        return json_response({"status": "ok"})
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int | None) -> int:
@@ -320,7 +393,15 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int | 
     try:
         value = int(raw)
     except ValueError:
-        raise bad("invalid_request", f"query parameter '{name}' must be an integer") from None
+        raise bad(
+            "invalid_request", f"query parameter '{name}' must be an integer", field=name
+        ) from None
+    if abs(value) > MAX_INT:
+        raise bad(
+            "invalid_request",
+            f"query parameter '{name}' is out of range (at most {MAX_INT})",
+            field=name,
+        )
     value = max(low, value)
     return min(high, value) if high is not None else value
 
@@ -354,6 +435,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(RequestError(500, "internal_error", "internal server error"))
+
+
+class StripTrailingSlash:
+    """ASGI middleware: ``/api/files/`` is routed as ``/api/files``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: ServerSettings) -> Starlette:
@@ -395,6 +489,9 @@ def create_app(settings: ServerSettings) -> Starlette:
         },
     )
     app.state.api = api
+    # A trailing slash is served as without one: no redirect, which would echo the Host header.
+    app.router.redirect_slashes = False
+    app.add_middleware(StripTrailingSlash)
     if settings.faults:
         app.add_middleware(FaultMiddleware, faults=list(settings.faults))
     return app

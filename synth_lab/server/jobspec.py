@@ -103,6 +103,8 @@ def plan_job(
     gpus_available: int,
     accept_any_compute: bool,
     file_status: Callable[[str], dict[str, Any] | None],
+    resolve_model: Callable[[str], str | None] | None = None,
+    limits: Any = None,
 ) -> JobPlan:
     """Check a job payload and say what will run.
 
@@ -112,11 +114,14 @@ def plan_job(
         gpus_available: GPUs on this machine.
         accept_any_compute: Run on what there is when more GPUs are asked for.
         file_status: ``file_id -> file document`` of the caller's files (``None``: unknown).
+        resolve_model: Requested model -> local model, ``None`` when the caller may not use it
+            (the server's allow-list); default: ``model_map`` or any model found locally.
+        limits: The server's :class:`~synth_lab.server.limits.Limits` (``None``: no limits).
 
     Raises:
         RequestError: With the code of the first problem (``invalid_payload``,
             ``missing_gpu_type``, ``file_not_found``, ``file_not_ready``, ``file_invalid``,
-            ``model_not_available``, ``insufficient_resources``).
+            ``model_not_available``, ``insufficient_resources``, ``limit_exceeded``).
     """
     if not isinstance(payload, dict):
         raise bad("invalid_payload", "the body must be a JSON object")
@@ -132,6 +137,7 @@ def plan_job(
     effective = metadata.get("effective_config", {})
     if not isinstance(effective, dict):
         raise bad("invalid_payload", "'metadata.effective_config' must be an object")
+    _check_types(hyper, effective)
     compute = dict(effective.get("compute") or {})
     if not compute.get("gpu_type"):
         raise bad(
@@ -145,24 +151,39 @@ def plan_job(
     val_files = data.get("validation_files") or []
     if not isinstance(val_files, list) or len(val_files) > 1:
         raise bad("invalid_payload", "data.validation_files must be a list of at most one id")
-    val_id = str(val_files[0]) if val_files else None
+    if val_files and not isinstance(val_files[0], str):
+        raise _wrong_type("metadata.effective_config.data.validation_files[0]", "a file id")
+    val_id = val_files[0] if val_files else None
     for file_id in filter(None, (train_id, val_id)):
         _check_file(file_id, file_status(file_id))
 
     model = payload["model"].strip()
-    local_model = model_map.get(model) or (model if model_available(model) else None)
+    if resolve_model is not None:
+        local_model = resolve_model(model)
+    else:
+        local_model = model_map.get(model) or (model if model_available(model) else None)
     if local_model is None:
+        # The same answer whether or not something of that name exists on this machine.
         raise bad(
             "model_not_available",
             f"model '{model}' is not available on this server",
-            hint="start the server with --model-map ID=LOCAL_MODEL_OR_PATH",
+            hint="use a model id the server's operator has allowed (--model-map, --allow-model, "
+            "--models-dir) or the fine_tuned_model id of one of your jobs",
             model=model,
         )
 
     count = compute.get("gpu_count") or 1
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise bad("invalid_payload", "compute.gpu_count must be a positive integer")
+        raise bad(
+            "invalid_payload",
+            "compute.gpu_count must be a positive integer",
+            field="metadata.effective_config.compute.gpu_count",
+        )
     requested = count
+    if limits is not None and requested > limits.max_gpus:
+        from synth_lab.server.limits import over_limit
+
+        raise over_limit("max_gpus", "compute.gpu_count", requested, limits.max_gpus, "GPUs")
     notes: list[dict[str, Any]] = []
     use = requested
     if requested > gpus_available:
@@ -187,14 +208,38 @@ def plan_job(
     try:
         from synth_lab.config import SFTConfig
 
-        SFTConfig.from_dict(config)
+        parsed = SFTConfig.from_dict(config)
     except ConfigError as exc:
         raise bad(
             "invalid_payload",
             exc.title,
             problems=[p.to_dict() for p in exc.errors],
         ) from None
+    if limits is not None:
+        from synth_lab.server.limits import check_job
+
+        records = int((file_status(train_id) or {}).get("records") or 0)
+        check_job(parsed, records, requested, limits)
     return JobPlan(model, local_model, config, train_id, val_id, use, notes)
+
+
+def _wrong_type(field: str, expected: str) -> RequestError:
+    return bad("invalid_payload", f"{field} must be {expected}", field=field)
+
+
+def _check_types(hyper: dict[str, Any], effective: dict[str, Any]) -> None:
+    """Refuse values of the wrong type that the payload is rebuilt from, naming the field."""
+    prefix = "metadata.effective_config"
+    for section in ("compute", "data", "training"):
+        if effective.get(section) is not None and not isinstance(effective[section], dict):
+            raise _wrong_type(f"{prefix}.{section}", "an object")
+    validation = (effective.get("training") or {}).get("validation")
+    if validation is not None and not isinstance(validation, dict):
+        raise _wrong_type(f"{prefix}.training.validation", "an object")
+    for key in ("gradient_accumulation_steps", "per_device_batch", "global_batch"):
+        value = hyper.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise _wrong_type(f"hyperparameters.{key}", "an integer")
 
 
 def _check_file(file_id: str, doc: dict[str, Any] | None) -> None:

@@ -171,12 +171,15 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        # The traceback names server paths: it goes to the worker's log (the server's side);
+        # the client gets the error's type and message with the job folder made relative.
+        traceback.print_exc()
+        message = _relative(f"{type(exc).__name__}: {exc}", output_dir.parent)
         store.set_status(
             job_id,
             "failed",
             error=message,
-            event=("sft.job.failed", "error", message, {"traceback": traceback.format_exc()}),
+            event=("sft.job.failed", "error", message, {"error_type": type(exc).__name__}),
         )
         return 1
     status = str(getattr(result, "status", "succeeded"))
@@ -185,17 +188,19 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
     steps = int(getattr(result, "steps", 0) or 0)
     if status not in ("succeeded", "completed"):
         message = str(getattr(result, "error", "") or f"training ended with status {status}")
+        message = _relative(message, output_dir.parent)
         store.set_status(
             job_id, "failed", error=message, event=("sft.job.failed", "error", message, {})
         )
         return 1
     fine_tuned = f"ft:{row['model']}:{job_id}"
     final_dir = getattr(result, "final_dir", None)
+    # Folders relative to the job's own folder: clients learn nothing of the server's layout.
     summary = {
         "steps": steps,
         "metrics": _final_metrics(result),
-        "output_dir": str(output_dir),
-        "final_dir": str(final_dir) if final_dir else None,
+        "output_dir": _relative(str(output_dir), output_dir.parent),
+        "final_dir": _relative(str(final_dir), output_dir.parent) if final_dir else None,
     }
     message = f"training finished after {steps} steps"
     store.add_event(job_id, "sft.training.finish", message, summary)
@@ -206,6 +211,14 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
         event=("sft.job.completed", "info", "job completed", {**summary, "model": fine_tuned}),
     )
     return 0
+
+
+def _relative(text: str, job_dir: Path) -> str:
+    """``text`` with paths in the job's folder relative to it, and the data folder's removed."""
+    data_dir = job_dir.parent.parent
+    for root in (job_dir, job_dir.resolve(), data_dir, data_dir.resolve()):
+        text = text.replace(str(root) + os.sep, "").replace(str(root), ".")
+    return text
 
 
 def _final_metrics(result: Any) -> dict[str, float | None]:
