@@ -31,13 +31,22 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from synth_lab.server.faults import Fault, FaultMiddleware
-from synth_lab.server.jobspec import RequestError, available_gpus, bad, plan_job
+from synth_lab.server.jobspec import RequestError, available_gpus, plan_job
 from synth_lab.server.limits import Limits, over_quota
 from synth_lab.server.models import ModelCatalog
 from synth_lab.server.scheduler import Scheduler
 from synth_lab.server.store import TERMINAL, Store
 from synth_lab.server.tenancy import Tenants, private_dir
 from synth_lab.server.uploads import receive_upload
+from synth_lab.server.web import (
+    StripTrailingSlash,
+    http_error,
+    int_param,
+    json_response,
+    read_json,
+    request_error,
+    server_error,
+)
 from synth_lab.server.worker import DB_NAME, DEFAULT_RUNNER
 
 log = logging.getLogger("synth_lab.server")
@@ -45,12 +54,9 @@ log = logging.getLogger("synth_lab.server")
 FILE_PREFIXES = ("/api/files", "/api/learning/files")
 JOBS = "/api/learning/jobs"
 INLINE_CHECK_BYTES = 8 << 20
-MAX_JSON_BYTES = 1 << 20
 MAX_PROBLEMS_KEPT = 100
 SSE_POLL_SECONDS = 0.5
 SSE_HEARTBEAT_SECONDS = 15.0
-MAX_INT = 2**63 - 1
-"""Largest integer a query parameter may hold (SQLite's INTEGER)."""
 
 
 @dataclass
@@ -85,19 +91,6 @@ class ServerSettings:
     runner: str = DEFAULT_RUNNER
     faults: list[Fault] = field(default_factory=list)
     run_jobs: bool = True
-
-
-def json_response(
-    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
-) -> Response:
-    return Response(orjson.dumps(data), status, headers, media_type="application/json")
-
-
-def error_response(exc: RequestError) -> Response:
-    headers = {"x-should-retry": "false"} if exc.status == 409 else {}
-    if exc.status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    return json_response(exc.body(), exc.status, headers)
 
 
 class Api:
@@ -256,14 +249,14 @@ class Api:
 
     async def list_files(self, request: Request) -> Response:
         owner = self.owner(request)
-        limit = _int_param(request, "limit", 100, 1, 1000)
+        limit = int_param(request, "limit", 100, 1, 1000)
         return json_response({"files": self.store.files(owner, limit)})
 
     # -- jobs -----------------------------------------------------------------------------------
 
     async def create_job(self, request: Request) -> Response:
         owner = self.owner(request)
-        payload = await _read_json(request)
+        payload = await read_json(request)
         body_hash = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
         key, replay = self._replay(request, owner, "job", self.store.job, body_hash)
         if replay is not None:
@@ -317,7 +310,7 @@ class Api:
     async def list_jobs(self, request: Request) -> Response:
         owner = self.owner(request)
         status = request.query_params.get("status") or None
-        limit = _int_param(request, "limit", 20, 1, 1000)
+        limit = int_param(request, "limit", 20, 1, 1000)
         return json_response({"jobs": self.store.jobs(owner, status, limit)})
 
     async def get_job(self, request: Request) -> Response:
@@ -340,14 +333,14 @@ class Api:
 
     async def events(self, request: Request) -> Response:
         _, job_id = self.job_or_404(request)
-        since = _int_param(request, "since_seq", 0, 0, None)
+        since = int_param(request, "since_seq", 0, 0, None)
         if "text/event-stream" in request.headers.get("accept", ""):
             return StreamingResponse(
                 self._sse(request, job_id, since),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        limit = _int_param(request, "limit", 200, 1, 1000)
+        limit = int_param(request, "limit", 200, 1, 1000)
         return json_response({"events": self.store.events(job_id, since, limit)})
 
     async def _sse(self, request: Request, job_id: str, since: int) -> AsyncIterator[bytes]:
@@ -372,8 +365,8 @@ class Api:
     async def metrics(self, request: Request) -> Response:
         _, job_id = self.job_or_404(request)
         after = request.query_params.get("after_step")
-        after_step = _int_param(request, "after_step", 0, -1, None) if after else None
-        limit = _int_param(request, "limit", 200, 1, 5000)
+        after_step = int_param(request, "after_step", 0, -1, None) if after else None
+        limit = int_param(request, "limit", 200, 1, 5000)
         name = request.query_params.get("name") or None
         return json_response({"points": self.store.metrics(job_id, after_step, limit, name)})
 
@@ -384,70 +377,6 @@ class Api:
     async def health(self, request: Request) -> Response:
         # Unauthenticated: says that the server is up and nothing about it or its tenants.
         return json_response({"status": "ok"})
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int | None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad(
-            "invalid_request", f"query parameter '{name}' must be an integer", field=name
-        ) from None
-    if abs(value) > MAX_INT:
-        raise bad(
-            "invalid_request",
-            f"query parameter '{name}' is out of range (at most {MAX_INT})",
-            field=name,
-        )
-    value = max(low, value)
-    return min(high, value) if high is not None else value
-
-
-async def _read_json(request: Request) -> Any:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_JSON_BYTES:
-        raise RequestError(413, "payload_too_large", "the JSON body is too large")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_JSON_BYTES:
-            raise RequestError(413, "payload_too_large", "the JSON body is too large")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise bad("invalid_payload", f"the body is not valid JSON: {exc}") from None
-
-
-async def _request_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestError)
-    return error_response(exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(RequestError(exc.status_code, code, str(exc.detail)))
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(RequestError(500, "internal_error", "internal server error"))
-
-
-class StripTrailingSlash:
-    """ASGI middleware: ``/api/files/`` is routed as ``/api/files``."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        path = scope.get("path", "")
-        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
-            scope = {**scope, "path": path.rstrip("/") or "/"}
-        await self.app(scope, receive, send)
 
 
 def create_app(settings: ServerSettings) -> Starlette:
@@ -483,9 +412,9 @@ def create_app(settings: ServerSettings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
-            RequestError: _request_error,
-            HTTPException: _http_error,
-            Exception: _server_error,
+            RequestError: request_error,
+            HTTPException: http_error,
+            Exception: server_error,
         },
     )
     app.state.api = api
