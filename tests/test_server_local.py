@@ -20,7 +20,8 @@ from synth_lab.server.limits import Limits, fair_order
 from synth_lab.server.scheduler import Scheduler
 from synth_lab.server.store import Store
 from synth_lab.server.testing import ServerProcess
-from synth_lab.server.worker import DB_NAME
+from synth_lab.server.worker import DB_NAME, DBLogger
+from synth_lab.train.metrics import RunInfo
 
 TESTS = Path(__file__).resolve().parent
 ENV = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
@@ -156,3 +157,13 @@ def test_fair_order_takes_turns_and_caps_running_jobs() -> None:
     order = [r["id"] for r in fair_order(rows, {}, Limits(max_running_jobs=0))]
     capped = [r["id"] for r in fair_order(rows, {"alice": 1}, Limits(max_running_jobs=1))]
     assert order == ["a0", "b0", "a1", "a2"] and capped == ["b0"]
+
+
+def test_events_name_the_requested_model_not_its_local_path(tmp_path: Path) -> None:
+    store = Store(tmp_path / DB_NAME)
+    store.add_job("job_1", "alice", "house-model", {}, {}, 0, None)
+    DBLogger(store, "job_1", model="house-model").start(
+        RunInfo(total_steps=3, start_step=0, model=str(tmp_path / "models" / "house-model"))
+    )
+    started = [e for e in store.events("job_1", 0, 10) if e["type"] == "sft.training.started"]
+    assert started[0]["data"]["model"] == "house-model" and str(tmp_path) not in str(started)

@@ -43,9 +43,10 @@ class DBLogger:
     second event (their points are simply replaced).
     """
 
-    def __init__(self, store: Store, job_id: str) -> None:
+    def __init__(self, store: Store, job_id: str, model: str = "") -> None:
         self.store = store
         self.job_id = job_id
+        self.model = model  # the id the job asked for: the trainer knows a local path
         self.total_steps = 0
         self._progress_after = store.last_event_step(job_id, "sft.progress")
         self._val_after = store.last_event_step(job_id, "sft.validation.summary")
@@ -58,7 +59,7 @@ class DBLogger:
         data = {
             "total_steps": self.total_steps,
             "start_step": start_step,
-            "model": getattr(info, "model", ""),
+            "model": self.model or getattr(info, "model", ""),
             "mode": getattr(info, "mode", ""),
             "world_size": getattr(info, "world_size", 1),
             "resumed": start_step > 0,
@@ -154,7 +155,7 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
     output_dir = Path(spec["output_dir"])
     resume = output_dir.is_dir() and any(output_dir.glob("step-*"))
     store.add_timeline(job_id, "initializing_trainer", {"resume": resume})
-    logger = DBLogger(store, job_id)
+    logger = DBLogger(store, job_id, model=row["model"])
     try:
         from synth_lab.config import SFTConfig
 
