@@ -23,6 +23,7 @@ from typing import Any
 
 from synth_lab.errors import MissingDependencyError, SynthLabError
 from synth_lab.server.faults import Fault
+from synth_lab.server.limits import Limits
 from synth_lab.server.worker import DEFAULT_RUNNER
 
 
@@ -114,9 +115,10 @@ LIMIT_HELP = {
 
 def limits_from(args: argparse.Namespace) -> Any:
     """The :class:`~synth_lab.server.limits.Limits` the ``--max-*`` options set."""
-    from synth_lab.server.limits import Limits
-
     given = {name: getattr(args, name) for name in LIMIT_HELP if getattr(args, name) is not None}
+    for name, value in given.items():
+        if value < 0:
+            raise SynthLabError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")
     return dataclasses.replace(Limits(), **given)
 
 
@@ -148,10 +150,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--models-dir", help="let tenants train the model folders in DIR, by folder name"
     )
+    defaults = Limits()
     for name, text in LIMIT_HELP.items():
         flag = "--" + name.replace("_", "-")
+        default = f"{getattr(defaults, name):,}"
         parser.add_argument(
-            flag, type=int, default=None, metavar="N", help=f"{text} (server limit)"
+            flag, type=int, default=None, metavar="N", help=f"{text} (default {default})"
         )
     parser.add_argument(
         "--accept-any-compute",
