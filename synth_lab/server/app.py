@@ -167,7 +167,9 @@ class Api:
             problems = [p.to_dict() for p in report.problems[:MAX_PROBLEMS_KEPT]]
             self.store.set_file_checked(file_id, report.ok, report.records, problems)
         except Exception as exc:
-            problem = {"line": None, "message": str(exc), "code": "unreadable"}
+            log.exception("checking %s failed", file_id)
+            message = f"{type(exc).__name__}: the file could not be read"  # no server paths
+            problem = {"line": None, "message": message, "code": "unreadable"}
             self.store.set_file_checked(file_id, False, 0, [problem])
 
     def _replay(
