@@ -325,6 +325,20 @@ def test_an_idempotency_key_reused_with_another_body_is_422(
     assert bobs.status_code == 201 and bobs.json()["id"] != first.json()["id"]
 
 
+def test_an_idempotency_key_reused_for_another_file_is_422(server: ServerProcess) -> None:
+    key = {"Idempotency-Key": "upload-1"}
+    with http(server, BOB) as client:
+        before = len(client.get("/files").json()["files"])
+        first = client.post("/files", files={"file": ("a.jsonl", RECORD)}, headers=key)
+        same = client.post("/files", files={"file": ("a.jsonl", RECORD)}, headers=key)
+        other = client.post("/files", files={"file": ("a.jsonl", RECORD * 2)}, headers=key)
+        listed = [f["id"] for f in client.get("/files").json()["files"]]
+    assert first.status_code == 201 and same.status_code == 200
+    assert same.json()["id"] == first.json()["id"] and len(listed) == before + 1
+    refused(other, 422, "idempotency_key_reused")
+    assert not list((server.data_dir / "files").glob(".*.part"))
+
+
 # -- 7. what a client learns about the server ------------------------------------------------
 
 

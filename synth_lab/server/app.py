@@ -212,29 +212,43 @@ class Api:
 
     async def upload_file(self, request: Request) -> Response:
         owner = self.owner(request)
-        key, replay = self._replay(request, owner, "file", self.store.file)
-        if replay is not None:
-            return replay
-        declared = request.headers.get("content-length", "")
-        await run_in_threadpool(
-            self._check_storage, owner, int(declared) if declared.isdigit() else 0
-        )
+        key = request.headers.get("idempotency-key")
+        seen = bool(key) and self.store.idempotent_ref(owner, "file", key or "") is not None
+        if not seen:  # a replay is read to compare it, and stores nothing
+            declared = request.headers.get("content-length", "")
+            await run_in_threadpool(
+                self._check_storage, owner, int(declared) if declared.isdigit() else 0
+            )
         file_id = f"file_{uuid.uuid4().hex[:24]}"
         part = self.files_dir / f".{file_id}.part"
         upload = await receive_upload(request, part, self.settings.max_upload_bytes)
         try:
-            await run_in_threadpool(self._check_storage, owner, upload.size)
+            _, replay = self._replay(request, owner, "file", self.store.file, upload.sha256)
+            if replay is None:
+                await run_in_threadpool(self._check_storage, owner, upload.size)
         except RequestError:
             part.unlink(missing_ok=True)
             raise
+        if replay is not None:
+            part.unlink(missing_ok=True)
+            return replay
         final = self.files_dir / f"{file_id}.jsonl"
         part.replace(final)
         purpose = upload.fields.get("purpose") or "fine-tune"
         stored = await run_in_threadpool(
-            self.store.add_file, file_id, owner, upload.filename, purpose, upload.size, key
+            self.store.add_file,
+            file_id,
+            owner,
+            upload.filename,
+            purpose,
+            upload.size,
+            key,
+            upload.sha256,
         )
         if stored != file_id:  # a concurrent retry with the same key won
             final.unlink(missing_ok=True)
+            assert key is not None
+            self._same_body(owner, "file", key, upload.sha256)
             return json_response(self.store.file(stored, owner), 200)
         if upload.size <= INLINE_CHECK_BYTES:
             await run_in_threadpool(self._check_file, file_id)

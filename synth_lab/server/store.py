@@ -160,12 +160,19 @@ class Store:
     # -- files ----------------------------------------------------------------------------------
 
     def add_file(
-        self, file_id: str, owner: str, filename: str, purpose: str, size: int, key: str | None
+        self,
+        file_id: str,
+        owner: str,
+        filename: str,
+        purpose: str,
+        size: int,
+        key: str | None,
+        body_hash: str | None = None,
     ) -> str:
         """Record an uploaded file (status ``processing``); returns the id to answer with.
 
         With an idempotency ``key`` already used by this owner, the first file's id is returned
-        and nothing is recorded.
+        and nothing is recorded; ``body_hash`` is kept with a new key.
         """
         now = time.time()
         with self.write() as db:
@@ -177,8 +184,8 @@ class Store:
                 if row:
                     return str(row["ref_id"])
                 db.execute(
-                    "INSERT INTO idempotency VALUES (?, 'file', ?, ?, ?, NULL)",
-                    (owner, key, file_id, now),
+                    "INSERT INTO idempotency VALUES (?, 'file', ?, ?, ?, ?)",
+                    (owner, key, file_id, now, body_hash),
                 )
             db.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?, 'processing', NULL, NULL, ?, ?)",

@@ -9,6 +9,7 @@ a body that ends before its closing boundary is refused (400) and leaves nothing
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ class Upload:
     filename: str
     size: int
     fields: dict[str, str] = field(default_factory=dict)
+    sha256: str = ""
+    """Digest of the file's bytes and the form fields: tells two uploads apart."""
 
 
 class _Sink:
@@ -55,6 +58,7 @@ class _Sink:
         self.parts = 0
         self.field_bytes = 0
         self.ended = False
+        self.digest = hashlib.sha256()
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -114,6 +118,7 @@ class _Sink:
                     f"the file is larger than this server accepts ({self.limit:,} bytes)",
                 )
             self.handle.write(data[start:end])
+            self.digest.update(data[start:end])
         elif len(self._buffer) + end - start <= MAX_FIELD_BYTES:
             self.field_bytes += end - start
             if self.size + self.field_bytes > self.limit:
@@ -188,4 +193,6 @@ async def receive_upload(request: Request, target: Path, limit: int) -> Upload:
             target.unlink(missing_ok=True)
     if sink.handle is None:
         raise bad("invalid_payload", "the form has no part named 'file'")
-    return Upload(target, sink.filename, sink.size, sink.fields)
+    for name in sorted(sink.fields):
+        sink.digest.update(f"\0{name}={sink.fields[name]}".encode())
+    return Upload(target, sink.filename, sink.size, sink.fields, sink.digest.hexdigest())
