@@ -133,19 +133,34 @@ def test_owner_ids_are_keyed_and_old_data_folders_keep_their_files(tmp_path: Pat
 
 def test_the_queue_is_fair_across_tenants(tmp_path: Path) -> None:
     keys = tmp_path / "keys.txt"
-    keys.write_text("sk-alice-000000000000 alice\nsk-bob-00000000000000 bob\n")
-    env = {**ENV, "SYNTH_LAB_FAKE_STEP_SECONDS": "0.1"}
+    alice_key, bob_key, carol_key = (
+        "sk-alice-0000000000",
+        "sk-bob-000000000000",
+        "sk-carol-000000000",
+    )
+    keys.write_text(f"{alice_key} alice\n{bob_key} bob\n{carol_key} carol\n")
+    env = {**ENV, "SYNTH_LAB_FAKE_STEP_SECONDS": "0.05"}
     args = ["--keys-file", str(keys), *RUNNER]
     with (
         ServerProcess(tmp_path / "data", extra_args=args, env=env) as srv,
-        http(srv, "sk-alice-000000000000") as alice,
-        http(srv, "sk-bob-00000000000000") as bob,
+        http(srv, alice_key) as alice,
+        http(srv, bob_key) as bob,
+        http(srv, carol_key) as carol,
     ):
-        a_file, b_file = upload(alice, tmp_path, 10), upload(bob, tmp_path, 10)
+        # Carol's long job holds the only GPU while the others queue up.
+        blocker = carol.post("/learning/jobs", json=job(upload(carol, tmp_path, 5000))).json()["id"]
+        carol.post(f"/learning/jobs/{blocker}/start", json={})
+        for _ in range(1200):  # until its worker runs (bounded)
+            if carol.get(f"/learning/jobs/{blocker}").json()["status"] == "running":
+                break
+            time.sleep(0.05)
+        a_file, b_file = upload(alice, tmp_path, 5), upload(bob, tmp_path, 5)
         a_jobs = [alice.post("/learning/jobs", json=job(a_file)).json()["id"] for _ in "123"]
         b_job = bob.post("/learning/jobs", json=job(b_file)).json()["id"]
         for job_id in a_jobs:  # Alice queues three jobs, then Bob one
             alice.post(f"/learning/jobs/{job_id}/start", json={})
+        bob.post(f"/learning/jobs/{b_job}/start", json={})
+        carol.post(f"/learning/jobs/{blocker}/cancel")
         done = [finish(bob, b_job)] + [finish(alice, j) for j in a_jobs]
     started = sorted(done, key=lambda d: d["started_at"])
     # One GPU: Alice's first job runs, then Bob's, not after all of Alice's.
