@@ -127,9 +127,9 @@ def test_keys_file_and_generated_key(tmp_path: Path, monkeypatch: pytest.MonkeyP
     keys.write_text("k1-aaaaaaaaaaaa team\nk2-bbbbbbbbbbbb team # same owner\nk3-cccccccccccc\n")
     found = read_keys_file(keys)
     assert found["k1-aaaaaaaaaaaa"] == found["k2-bbbbbbbbbbbb"] == "team"
-    assert found["k3-cccccccccccc"].startswith("key-")
+    assert found["k3-cccccccccccc"] is None  # its own owner; the server derives the id
     monkeypatch.delenv("SYNTH_API_KEY", raising=False)
-    ns = argparse.Namespace(keys_file=None, api_key=None)
+    ns = argparse.Namespace(keys_file=None, api_key=None, api_key_file=None)
     first, where = resolve_keys(ns, tmp_path / "data")
     again, _ = resolve_keys(ns, tmp_path / "data")
     assert first == again and "api_key" in where

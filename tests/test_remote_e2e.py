@@ -76,7 +76,8 @@ def test_submit_trains_the_tiny_model_with_lora(server: ServerProcess, tmp_path:
     assert all(math.isfinite(p["value"]) for p in train_loss)
     assert [p["step"] for p in job.points if p["name"] == "val.loss"] == [2]
     assert {"train.learning_rate", "train.tokens_per_second"} <= {p["name"] for p in job.points}
-    final = Path(job.doc["result"]["final_dir"])
+    final = server.data_dir / "jobs" / job.id / job.doc["result"]["final_dir"]
+    assert not Path(job.doc["result"]["final_dir"]).is_absolute()  # no server paths
     adapter = json.loads((final / "adapter_config.json").read_text())
     assert adapter["r"] == 4 and adapter["lora_alpha"] == 8  # [training.lora] reached the trainer
     assert job.doc["fine_tuned_model"] == f"ft:Qwen/Qwen3-0.6B:{job.id}"

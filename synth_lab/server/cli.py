@@ -4,23 +4,26 @@
         --model-map Qwen/Qwen3-0.6B=synth-lab/tiny-chat --accept-any-compute
 
 Clients point at it with ``SYNTH_BACKEND_URL_OVERRIDE=local`` (or ``--backend
-http://127.0.0.1:8000``). Without ``--api-key``/``--keys-file`` the key is ``SYNTH_API_KEY``,
-else a new one is generated and written to ``DATA_DIR/api_key`` (readable by you only).
+http://127.0.0.1:8000``). Without ``--api-key-file``/``--keys-file``/``--api-key`` the key is
+``SYNTH_API_KEY``, else a new one is generated and written to ``DATA_DIR/api_key`` (readable by
+you only). Prefer a file or the environment to ``--api-key``: argv is visible in ``ps``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import dataclasses
 import logging
 import os
 import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from synth_lab.errors import MissingDependencyError, SynthLabError
 from synth_lab.server.faults import Fault
+from synth_lab.server.limits import Limits
 from synth_lab.server.worker import DEFAULT_RUNNER
 
 
@@ -32,17 +35,13 @@ def default_data_dir() -> Path:
     return Path(base) / "synth-lab" / "server"
 
 
-def owner_of(key: str) -> str:
-    """The owner name of a key that was given without one."""
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
-
-
-def read_keys_file(path: str | os.PathLike[str]) -> dict[str, str]:
+def read_keys_file(path: str | os.PathLike[str]) -> dict[str, str | None]:
     """Keys from a file: one ``KEY [OWNER]`` per line; ``#`` starts a comment.
 
-    Keys with the same OWNER share files and jobs.
+    Keys with the same OWNER share files and jobs; a key without one is its own owner
+    (``None``: the server derives an id from it).
     """
-    keys: dict[str, str] = {}
+    keys: dict[str, str | None] = {}
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -54,7 +53,7 @@ def read_keys_file(path: str | os.PathLike[str]) -> dict[str, str]:
         parts = line.split()
         if len(parts) > 2:
             raise SynthLabError(f"{path}:{number}: expected 'KEY [OWNER]', got {len(parts)} words")
-        keys[parts[0]] = parts[1] if len(parts) == 2 else owner_of(parts[0])
+        keys[parts[0]] = parts[1] if len(parts) == 2 else None
     if not keys:
         raise SynthLabError(f"The keys file {path} holds no key")
     return keys
@@ -73,23 +72,54 @@ def parse_model_map(items: Sequence[str]) -> dict[str, str]:
     return mapping
 
 
-def resolve_keys(args: argparse.Namespace, data_dir: Path) -> tuple[dict[str, str], str]:
+def resolve_keys(args: argparse.Namespace, data_dir: Path) -> tuple[dict[str, str | None], str]:
     """The accepted keys and a sentence saying where they came from."""
     if args.keys_file:
         return read_keys_file(args.keys_file), f"keys from {args.keys_file}"
+    if args.api_key_file:
+        try:
+            key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SynthLabError(
+                f"Cannot read the API key file {args.api_key_file}: {exc}"
+            ) from None
+        if not key:
+            raise SynthLabError(f"The API key file {args.api_key_file} is empty")
+        return {key: None}, f"the API key in {args.api_key_file}"
     key = args.api_key or os.environ.get("SYNTH_API_KEY", "").strip()
     if key:
-        return {key: owner_of(key)}, "one API key"
+        return {key: None}, "one API key"
     path = data_dir / "api_key"
     if path.is_file():
         key = path.read_text(encoding="utf-8").strip()
     if not key:
         key = "sk-local-" + secrets.token_urlsafe(24)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(key + "\n")
-    return {key: owner_of(key)}, f"the API key stored in {path}"
+    return {key: None}, f"the API key stored in {path}"
+
+
+LIMIT_HELP = {
+    "max_steps": "optimizer steps one job may run",
+    "max_sequence_length": "largest sequence_length",
+    "max_batch": "largest global batch",
+    "max_lora_rank": "largest LoRA rank",
+    "max_gpus": "largest gpu_count a job may ask for",
+    "max_running_jobs": "jobs of one tenant running at once (0: no cap)",
+    "max_queued_jobs": "jobs of one tenant waiting to run (0: no cap)",
+    "max_stored_bytes": "bytes of files one tenant may keep (0: no cap)",
+}
+
+
+def limits_from(args: argparse.Namespace) -> Any:
+    """The :class:`~synth_lab.server.limits.Limits` the ``--max-*`` options set."""
+    given = {name: getattr(args, name) for name in LIMIT_HELP if getattr(args, name) is not None}
+    for name, value in given.items():
+        if value < 0:
+            raise SynthLabError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")
+    return dataclasses.replace(Limits(), **given)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +128,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on")
     parser.add_argument("--data-dir", help="database, uploads and job outputs")
     keys = parser.add_mutually_exclusive_group()
-    keys.add_argument("--api-key", help="the accepted key (default: SYNTH_API_KEY)")
+    keys.add_argument(
+        "--api-key", help="the accepted key (default: SYNTH_API_KEY; visible in ps: prefer a file)"
+    )
+    keys.add_argument("--api-key-file", help="a file holding the accepted key")
     keys.add_argument("--keys-file", help="accepted keys, one 'KEY [OWNER]' per line")
     parser.add_argument(
         "--model-map",
@@ -107,6 +140,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ID=MODEL",
         help="run requests for model ID with a local model id or path (repeatable)",
     )
+    parser.add_argument(
+        "--allow-model",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="let tenants train model ID as it is, e.g. from the Hugging Face cache (repeatable)",
+    )
+    parser.add_argument(
+        "--models-dir", help="let tenants train the model folders in DIR, by folder name"
+    )
+    defaults = Limits()
+    for name, text in LIMIT_HELP.items():
+        flag = "--" + name.replace("_", "-")
+        default = f"{getattr(defaults, name):,}"
+        parser.add_argument(
+            flag, type=int, default=None, metavar="N", help=f"{text} (default {default})"
+        )
     parser.add_argument(
         "--accept-any-compute",
         action="store_true",
@@ -133,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     from synth_lab.client.config import mask_key
 
+    os.umask(0o077)  # the data folder, its files and the workers' outputs: this user only
     data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
     keys, where = resolve_keys(args, data_dir)
     try:
@@ -143,6 +194,9 @@ def run(args: argparse.Namespace) -> int:
         data_dir=data_dir,
         api_keys=keys,
         model_map=parse_model_map(args.model_map),
+        allowed_models=list(args.allow_model),
+        models_dir=Path(args.models_dir).expanduser() if args.models_dir else None,
+        limits=limits_from(args),
         accept_any_compute=args.accept_any_compute,
         max_upload_bytes=args.max_upload_mb << 20,
         gpus=args.gpus,
@@ -151,10 +205,10 @@ def run(args: argparse.Namespace) -> int:
     )
     from synth_lab.server.jobspec import model_available
 
-    for requested, local in settings.model_map.items():
+    for requested, local in [*settings.model_map.items(), *((m, m) for m in args.allow_model)]:
         if not model_available(local):
             print(
-                f"warning: --model-map {requested}={local}: {local} is not available locally; "
+                f"warning: model {requested} ({local}) is not available locally; "
                 "jobs for it will fail",
                 file=sys.stderr,
             )

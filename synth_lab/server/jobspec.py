@@ -178,6 +178,8 @@ def plan_job(
     gpus_available: int,
     accept_any_compute: bool,
     file_status: Callable[[str], dict[str, Any] | None],
+    resolve_model: Callable[[str], str | None] | None = None,
+    limits: Any = None,
 ) -> JobPlan:
     """Check a job payload and say what will run.
 
@@ -187,11 +189,14 @@ def plan_job(
         gpus_available: GPUs on this machine.
         accept_any_compute: Run on what there is when more GPUs are asked for.
         file_status: ``file_id -> file document`` of the caller's files (``None``: unknown).
+        resolve_model: Requested model -> local model, ``None`` when the caller may not use it
+            (the server's allow-list); default: ``model_map`` or any model found locally.
+        limits: The server's :class:`~synth_lab.server.limits.Limits` (``None``: no limits).
 
     Raises:
         RequestError: With the code of the first problem (``invalid_payload``,
             ``missing_gpu_type``, ``file_not_found``, ``file_not_ready``, ``file_invalid``,
-            ``model_not_available``, ``insufficient_resources``).
+            ``model_not_available``, ``insufficient_resources``, ``limit_exceeded``).
     """
     from synth_lab.server.requestform import (
         check_top_level_keys,
@@ -216,6 +221,7 @@ def plan_job(
     effective = metadata.get("effective_config", {})
     if not isinstance(effective, dict):
         raise bad("invalid_payload", "'metadata.effective_config' must be an object")
+    _check_types(hyper, effective)
     compute = dict(effective.get("compute") or {})
     if not compute.get("gpu_type"):
         raise bad(
@@ -233,19 +239,32 @@ def plan_job(
         _check_file(file_id, file_status(file_id))
 
     model = payload["model"].strip()
-    local_model = model_map.get(model) or (model if model_available(model) else None)
+    if resolve_model is not None:
+        local_model = resolve_model(model)
+    else:
+        local_model = model_map.get(model) or (model if model_available(model) else None)
     if local_model is None:
+        # The same answer whether or not something of that name exists on this machine.
         raise bad(
             "model_not_available",
             f"model '{model}' is not available on this server",
-            hint="start the server with --model-map ID=LOCAL_MODEL_OR_PATH",
+            hint="use a model id the server's operator has allowed (--model-map, --allow-model, "
+            "--models-dir) or the fine_tuned_model id of one of your jobs",
             model=model,
         )
 
     count = compute.get("gpu_count") or 1
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise bad("invalid_payload", "compute.gpu_count must be a positive integer")
+        raise bad(
+            "invalid_payload",
+            "compute.gpu_count must be a positive integer",
+            field="metadata.effective_config.compute.gpu_count",
+        )
     requested = count
+    if limits is not None and requested > limits.max_gpus:
+        from synth_lab.server.limits import over_limit
+
+        raise over_limit("max_gpus", "compute.gpu_count", requested, limits.max_gpus, "GPUs")
     notes: list[dict[str, Any]] = []
     use = requested
     if requested > gpus_available:
@@ -286,9 +305,33 @@ def plan_job(
         for p in checked.warnings
         if p.code == "unknown_key"
     ]
+    if limits is not None:
+        from synth_lab.server.limits import check_job
+
+        records = int((file_status(train_id) or {}).get("records") or 0)
+        check_job(checked, records, requested, limits, budget)
     return JobPlan(
         model, local_model, config, train_id, val_id, use, notes, budget, suffix, warnings
     )
+
+
+def _wrong_type(field: str, expected: str) -> RequestError:
+    return bad("invalid_payload", f"{field} must be {expected}", field=field)
+
+
+def _check_types(hyper: dict[str, Any], effective: dict[str, Any]) -> None:
+    """Refuse values of the wrong type that the payload is rebuilt from, naming the field."""
+    prefix = "metadata.effective_config"
+    for section in ("compute", "data", "training"):
+        if effective.get(section) is not None and not isinstance(effective[section], dict):
+            raise _wrong_type(f"{prefix}.{section}", "an object")
+    validation = (effective.get("training") or {}).get("validation")
+    if validation is not None and not isinstance(validation, dict):
+        raise _wrong_type(f"{prefix}.training.validation", "an object")
+    for key in ("gradient_accumulation_steps", "per_device_batch", "global_batch"):
+        value = hyper.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise _wrong_type(f"hyperparameters.{key}", "an integer")
 
 
 def _check_file(file_id: str, doc: dict[str, Any] | None) -> None:

@@ -1,6 +1,7 @@
 """Runs started jobs in worker subprocesses: one per GPU it needs, or one at a time on CPU.
 
-A background thread launches queued jobs when devices are free (FIFO), reaps workers that end,
+A background thread launches queued jobs when devices are free (fair across tenants, oldest
+first within one: :func:`~synth_lab.server.limits.fair_order`), reaps workers that end,
 and marks a job ``failed`` with the tail of its log when its worker died without saying how it
 ended. Cancelling marks the job ``cancelled`` and terminates the worker's process group.
 On start it recovers jobs that were running when the server stopped: they are queued again
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from synth_lab.server.limits import Limits, fair_order
 from synth_lab.server.store import Store
 from synth_lab.server.worker import DEFAULT_RUNNER
 
@@ -32,6 +34,7 @@ MAX_ATTEMPTS = 3
 @dataclass
 class _Worker:
     job_id: str
+    owner: str
     process: subprocess.Popen[bytes]
     devices: list[int]
     log_file: IO[bytes]
@@ -49,6 +52,10 @@ class Scheduler:
         runner: ``module:function`` of the training entry point.
         poll_interval: Seconds between checks when nothing wakes the thread.
         grace: Seconds a worker gets to stop before it is killed.
+        limits: Per-tenant running-job cap used by the fair order.
+        private_env: Environment variables workers do not inherit (API keys), by name;
+            any variable whose value is one of ``private_values`` is dropped too.
+        private_values: Secret values (the accepted API keys).
     """
 
     store: Store
@@ -57,7 +64,11 @@ class Scheduler:
     runner: str = DEFAULT_RUNNER
     poll_interval: float = 0.25
     grace: float = 10.0
+    limits: Limits = field(default_factory=Limits)
+    private_env: tuple[str, ...] = ("SYNTH_API_KEY", "SYNTH_LAB_SERVER_API_KEY")
+    private_values: frozenset[str] = frozenset()
     _workers: dict[str, _Worker] = field(default_factory=dict)
+    _served: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -157,7 +168,11 @@ class Scheduler:
         return [d for d in range(self.gpus) if d not in used]
 
     def _launch(self) -> None:
-        for row in self.store.runnable_jobs():
+        with self._lock:
+            running: dict[str, int] = {}
+            for worker in self._workers.values():
+                running[worker.owner] = running.get(worker.owner, 0) + 1
+        for row in fair_order(self.store.runnable_jobs(), running, self.limits, self._served):
             with self._lock:
                 if self._stop.is_set() or row["id"] in self._workers:
                     continue
@@ -169,17 +184,26 @@ class Scheduler:
                     free = self._free_devices()
                     need = min(max(int(row["gpus"]), 1), self.gpus)
                     if len(free) < need:
-                        return  # first in, first out: later jobs wait too
+                        return  # in fair order: later jobs wait too
                     devices = free[:need]
                 if not self.store.set_status(row["id"], "running", expect=("queued",)):
                     continue
-                self._workers[row["id"]] = self._spawn(row["id"], devices)
+                self._workers[row["id"]] = self._spawn(row["id"], row["owner"], devices)
+                self._served[row["owner"]] = max(self._served.values(), default=0) + 1
 
-    def _spawn(self, job_id: str, devices: list[int]) -> _Worker:
+    def worker_env(self) -> dict[str, str]:
+        """The environment workers start with: the server's, without its API keys."""
+        return {
+            name: value
+            for name, value in os.environ.items()
+            if name not in self.private_env and value.strip() not in self.private_values
+        }
+
+    def _spawn(self, job_id: str, owner: str, devices: list[int]) -> _Worker:
         job_dir = self.data_dir / "jobs" / job_id
-        job_dir.mkdir(parents=True, exist_ok=True)
+        job_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         log_file = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - closed when reaped
-        env = dict(os.environ)
+        env = self.worker_env()
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, devices)) if devices else ""
         env.setdefault("OMP_NUM_THREADS", "1")
         env["PYTHONUNBUFFERED"] = "1"
@@ -203,7 +227,7 @@ class Scheduler:
             start_new_session=True,
         )
         log.info("job %s: worker %d started on %s", job_id, process.pid, devices or "cpu")
-        return _Worker(job_id, process, devices, log_file)
+        return _Worker(job_id, owner, process, devices, log_file)
 
     def _reap(self) -> None:
         with self._lock:
@@ -216,15 +240,20 @@ class Scheduler:
         for worker in ended:
             worker.log_file.close()
             code = worker.process.returncode
-            tail = _tail(self.data_dir / "jobs" / worker.job_id / "worker.log")
             reason = f"the worker exited with code {code} before the job ended"
-            self.store.set_status(
+            changed = self.store.set_status(
                 worker.job_id,
                 "failed",
                 error=reason,
-                event=("sft.job.failed", "error", reason, {"exit_code": code, "log_tail": tail}),
+                event=("sft.job.failed", "error", reason, {"exit_code": code}),
             )
-            log.info("job %s: worker exited with %s", worker.job_id, code)
+            if changed:  # the log names server paths: it stays in the server's log
+                tail = _tail(self.data_dir / "jobs" / worker.job_id / "worker.log")
+                log.warning(
+                    "job %s: worker exited with %s; its log ends:\n%s", worker.job_id, code, tail
+                )
+            else:
+                log.info("job %s: worker exited with %s", worker.job_id, code)
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:

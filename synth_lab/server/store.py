@@ -9,6 +9,7 @@ run that logs a step again replaces the point instead of duplicating it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -73,9 +74,16 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Readable by the server's user only; SQLite gives its -wal/-shm files the same mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)
         self._local = threading.local()
-        self._conn().executescript(_SCHEMA)
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+        columns = {row["name"] for row in conn.execute("PRAGMA table_info(idempotency)")}
+        if "body_hash" not in columns:  # databases from before request hashes were kept
+            conn.execute("ALTER TABLE idempotency ADD COLUMN body_hash TEXT")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -119,15 +127,52 @@ class Store:
         )
         return rows[0]["ref_id"] if rows else None
 
+    def idempotent_hash(self, owner: str, kind: str, key: str) -> str | None:
+        """The request hash recorded with ``(owner, kind, key)`` (``None``: none kept)."""
+        rows = self.read(
+            "SELECT body_hash FROM idempotency WHERE owner=? AND kind=? AND key=?",
+            (owner, kind, key),
+        )
+        return rows[0]["body_hash"] if rows else None
+
+    # -- tenants --------------------------------------------------------------------------------
+
+    def usage(self, owner: str) -> dict[str, int]:
+        """What ``owner`` holds: ``queued`` jobs (not yet running) and ``stored_bytes`` of files."""
+        (queued,) = self.read(
+            "SELECT COUNT(*) FROM jobs WHERE owner=? AND status='queued'", (owner,)
+        )[0]
+        (stored,) = self.read("SELECT COALESCE(SUM(bytes), 0) FROM files WHERE owner=?", (owner,))[
+            0
+        ]
+        return {"queued": int(queued), "stored_bytes": int(stored)}
+
+    def rename_owner(self, old: str, new: str) -> int:
+        """Move everything of ``old`` to ``new`` (owner ids derived a new way); rows moved."""
+        with self.write() as db:
+            moved = 0
+            for table in ("files", "jobs", "idempotency"):
+                moved += db.execute(
+                    f"UPDATE {table} SET owner=? WHERE owner=?", (new, old)
+                ).rowcount
+        return moved
+
     # -- files ----------------------------------------------------------------------------------
 
     def add_file(
-        self, file_id: str, owner: str, filename: str, purpose: str, size: int, key: str | None
+        self,
+        file_id: str,
+        owner: str,
+        filename: str,
+        purpose: str,
+        size: int,
+        key: str | None,
+        body_hash: str | None = None,
     ) -> str:
         """Record an uploaded file (status ``processing``); returns the id to answer with.
 
         With an idempotency ``key`` already used by this owner, the first file's id is returned
-        and nothing is recorded.
+        and nothing is recorded; ``body_hash`` is kept with a new key.
         """
         now = time.time()
         with self.write() as db:
@@ -139,8 +184,8 @@ class Store:
                 if row:
                     return str(row["ref_id"])
                 db.execute(
-                    "INSERT INTO idempotency VALUES (?, 'file', ?, ?, ?)",
-                    (owner, key, file_id, now),
+                    "INSERT INTO idempotency VALUES (?, 'file', ?, ?, ?, ?)",
+                    (owner, key, file_id, now, body_hash),
                 )
             db.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?, 'processing', NULL, NULL, ?, ?)",
@@ -182,10 +227,12 @@ class Store:
         spec: dict[str, Any],
         gpus: int,
         key: str | None,
+        body_hash: str | None = None,
     ) -> tuple[str, bool]:
         """Record a job (status ``queued``, not started); returns ``(id, created)``.
 
-        A repeated idempotency ``key`` returns the first job's id and ``created=False``.
+        A repeated idempotency ``key`` returns the first job's id and ``created=False``;
+        ``body_hash`` is kept with the key so that a reuse with another body can be told apart.
         """
         now = time.time()
         with self.write() as db:
@@ -197,7 +244,8 @@ class Store:
                 if row:
                     return str(row["ref_id"]), False
                 db.execute(
-                    "INSERT INTO idempotency VALUES (?, 'job', ?, ?, ?)", (owner, key, job_id, now)
+                    "INSERT INTO idempotency VALUES (?, 'job', ?, ?, ?, ?)",
+                    (owner, key, job_id, now, body_hash),
                 )
             db.execute(
                 "INSERT INTO jobs (id, owner, status, model, payload, spec, gpus, created_at,"

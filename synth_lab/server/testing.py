@@ -36,7 +36,7 @@ class ServerProcess:
     Args:
         data_dir: The server's data folder (reuse it across restarts to keep the state).
         api_key: The key to accept (a random one by default), or use ``extra_args`` with
-            ``--keys-file``.
+            ``--keys-file`` or ``--api-key-file``.
         port: The port (a free one by default; kept across :meth:`restart`).
         extra_args: More ``serve`` options (``--model-map``, ``--accept-any-compute`` ...).
         env: Extra environment variables for the server and its workers.
@@ -83,7 +83,7 @@ class ServerProcess:
             "--log-level",
             "warning",
         ]
-        if "--keys-file" not in self.extra_args:
+        if not {"--keys-file", "--api-key-file"} & set(self.extra_args):
             command += ["--api-key", self.api_key]
         env = {**os.environ, **self.env}
         env.pop("SYNTH_API_KEY", None)

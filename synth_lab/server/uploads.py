@@ -2,12 +2,14 @@
 
 Nothing of the file is held in memory beyond one network chunk, and the size limit is enforced
 while reading (and up front from ``Content-Length``), so an oversized upload is refused with 413
-without filling the disk.
+without filling the disk. Form fields count against the same limit and their number is capped;
+a body that ends before its closing boundary is refused (400) and leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,8 @@ from starlette.requests import ClientDisconnect, Request
 from synth_lab.server.jobspec import RequestError, bad
 
 MAX_FIELD_BYTES = 64 * 1024
+MAX_PARTS = 16
+"""Parts a form may have: the file and a few small fields (``purpose``)."""
 IDLE_TIMEOUT_SECONDS = 120.0
 """An upload that sends nothing for this long is abandoned (its partial file removed)."""
 
@@ -31,6 +35,8 @@ class Upload:
     filename: str
     size: int
     fields: dict[str, str] = field(default_factory=dict)
+    sha256: str = ""
+    """Digest of the file's bytes and the form fields: tells two uploads apart."""
 
 
 class _Sink:
@@ -49,6 +55,10 @@ class _Sink:
         self._part: str | None = None
         self._is_file = False
         self._buffer = bytearray()
+        self.parts = 0
+        self.field_bytes = 0
+        self.ended = False
+        self.digest = hashlib.sha256()
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -59,9 +69,16 @@ class _Sink:
             "on_headers_finished": self.headers_finished,
             "on_part_data": self.part_data,
             "on_part_end": self.part_end,
+            "on_end": self.end,
         }
 
+    def end(self) -> None:
+        self.ended = True
+
     def part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise bad("invalid_payload", f"the form has more than {MAX_PARTS} parts")
         self._headers = {}
         self._buffer = bytearray()
         self._part = None
@@ -87,19 +104,29 @@ class _Sink:
             self._is_file = True
             raw = options.get(b"filename", b"upload.jsonl").decode("utf-8", "replace")
             self.filename = os.path.basename(raw.replace("\\", "/")) or "upload.jsonl"
-            self.handle = open(self.target, "wb")  # noqa: SIM115 - closed by finish()/abort()
+            # Readable by the server's user only, like everything under the data folder.
+            fd = os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            self.handle = os.fdopen(fd, "wb")
 
     def part_data(self, data: bytes, start: int, end: int) -> None:
         if self._is_file:
             self.size += end - start
-            if self.size > self.limit:
+            if self.size + self.field_bytes > self.limit:
                 raise RequestError(
                     413,
                     "payload_too_large",
                     f"the file is larger than this server accepts ({self.limit:,} bytes)",
                 )
             self.handle.write(data[start:end])
+            self.digest.update(data[start:end])
         elif len(self._buffer) + end - start <= MAX_FIELD_BYTES:
+            self.field_bytes += end - start
+            if self.size + self.field_bytes > self.limit:
+                raise RequestError(
+                    413,
+                    "payload_too_large",
+                    f"the form is larger than this server accepts ({self.limit:,} bytes)",
+                )
             self._buffer += data[start:end]
         else:
             raise bad("invalid_payload", f"form field '{self._part}' is too long")
@@ -146,6 +173,11 @@ async def receive_upload(request: Request, target: Path, limit: int) -> Upload:
             if chunk:
                 parser.write(chunk)
         parser.finalize()
+        if not sink.ended:
+            raise bad(
+                "invalid_payload",
+                "the upload ended before the form's closing boundary (truncated); send it again",
+            )
         done = True
     except asyncio.TimeoutError:
         raise RequestError(408, "upload_stalled", "the upload stalled; send it again") from None
@@ -161,4 +193,6 @@ async def receive_upload(request: Request, target: Path, limit: int) -> Upload:
             target.unlink(missing_ok=True)
     if sink.handle is None:
         raise bad("invalid_payload", "the form has no part named 'file'")
-    return Upload(target, sink.filename, sink.size, sink.fields)
+    for name in sorted(sink.fields):
+        sink.digest.update(f"\0{name}={sink.fields[name]}".encode())
+    return Upload(target, sink.filename, sink.size, sink.fields, sink.digest.hexdigest())

@@ -43,9 +43,10 @@ class DBLogger:
     second event (their points are simply replaced).
     """
 
-    def __init__(self, store: Store, job_id: str) -> None:
+    def __init__(self, store: Store, job_id: str, model: str = "") -> None:
         self.store = store
         self.job_id = job_id
+        self.model = model  # the id the job asked for: the trainer knows a local path
         self.total_steps = 0
         self._progress_after = store.last_event_step(job_id, "sft.progress")
         self._val_after = store.last_event_step(job_id, "sft.validation.summary")
@@ -58,7 +59,7 @@ class DBLogger:
         data = {
             "total_steps": self.total_steps,
             "start_step": start_step,
-            "model": getattr(info, "model", ""),
+            "model": self.model or getattr(info, "model", ""),
             "mode": getattr(info, "mode", ""),
             "world_size": getattr(info, "world_size", 1),
             "resumed": start_step > 0,
@@ -154,7 +155,7 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
     output_dir = Path(spec["output_dir"])
     resume = output_dir.is_dir() and any(output_dir.glob("step-*"))
     store.add_timeline(job_id, "initializing_trainer", {"resume": resume})
-    logger = DBLogger(store, job_id)
+    logger = DBLogger(store, job_id, model=row["model"])
     try:
         from synth_lab.config import SFTConfig
 
@@ -173,12 +174,15 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        # The traceback names server paths: it goes to the worker's log (the server's side);
+        # the client gets the error's type and message with the job folder made relative.
+        traceback.print_exc()
+        message = _relative(f"{type(exc).__name__}: {exc}", output_dir.parent)
         store.set_status(
             job_id,
             "failed",
             error=message,
-            event=("sft.job.failed", "error", message, {"traceback": traceback.format_exc()}),
+            event=("sft.job.failed", "error", message, {"error_type": type(exc).__name__}),
         )
         return 1
     status = str(getattr(result, "status", "succeeded"))
@@ -187,6 +191,7 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
     steps = int(getattr(result, "steps", 0) or 0)
     if status not in ("succeeded", "completed"):
         message = str(getattr(result, "error", "") or f"training ended with status {status}")
+        message = _relative(message, output_dir.parent)
         store.set_status(
             job_id, "failed", error=message, event=("sft.job.failed", "error", message, {})
         )
@@ -194,11 +199,12 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
     suffix = f"{spec['suffix']}:" if spec.get("suffix") else ""
     fine_tuned = f"ft:{row['model']}:{suffix}{job_id}"
     final_dir = getattr(result, "final_dir", None)
+    # Folders relative to the job's own folder: clients learn nothing of the server's layout.
     summary = {
         "steps": steps,
         "metrics": _final_metrics(result),
-        "output_dir": str(output_dir),
-        "final_dir": str(final_dir) if final_dir else None,
+        "output_dir": _relative(str(output_dir), output_dir.parent),
+        "final_dir": _relative(str(final_dir), output_dir.parent) if final_dir else None,
     }
     message = f"training finished after {steps} steps"
     store.add_event(job_id, "sft.training.finish", message, summary)
@@ -209,6 +215,14 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
         event=("sft.job.completed", "info", "job completed", {**summary, "model": fine_tuned}),
     )
     return 0
+
+
+def _relative(text: str, job_dir: Path) -> str:
+    """``text`` with paths in the job's folder relative to it, and the data folder's removed."""
+    data_dir = job_dir.parent.parent
+    for root in (job_dir, job_dir.resolve(), data_dir, data_dir.resolve()):
+        text = text.replace(str(root) + os.sep, "").replace(str(root), ".")
+    return text
 
 
 def _final_metrics(result: Any) -> dict[str, float | None]:
