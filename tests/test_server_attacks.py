@@ -142,6 +142,7 @@ def test_models_are_ids_from_the_allow_list_never_paths(
     ("change", "limit", "field"),
     [
         ({"n_epochs": 10**9}, "max_steps", "hyperparameters.n_epochs"),
+        ({"total_steps": 10**9}, "max_steps", "hyperparameters.total_steps"),
         ({"sequence_length": 10**7}, "max_sequence_length", "hyperparameters.sequence_length"),
         ({"per_device_batch": 10**6}, "max_batch", "hyperparameters.global_batch"),
         ({"train_kind": "peft", "lora_rank": 10**5}, "max_lora_rank", "training.lora.r"),
