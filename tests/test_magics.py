@@ -49,12 +49,23 @@ def test_bad_cell_fails_with_a_short_located_message(shell: InteractiveShell) ->
     assert not result.success
     assert isinstance(result.error_in_exec, ConfigError)
     assert "bad" not in shell.user_ns
-    # line 4 of the cell body, the offending line, the suggestion; no Python traceback
-    assert "4:1" in captured.stdout + captured.stderr
+    # line 5 of the cell as the editor numbers it (the magic is line 1), the offending line,
+    # the suggestion; no Python traceback
+    assert "5:1" in captured.stdout + captured.stderr
+    assert [p.line for p in result.error_in_exec.errors] == [5]
     text = captured.stdout + captured.stderr
     assert "learning_rat = 1e-5" in text
     assert "did you mean 'learning_rate'" in text
     assert "Traceback" not in text and "File " not in text
+
+
+def test_toml_syntax_errors_use_the_cell_editors_line_numbers(shell: InteractiveShell) -> None:
+    result, captured = run(shell, '%%sft_config bad\n[job]\nmodel = "m"\nx = = 1\n')
+    assert not result.success
+    problem = result.error_in_exec.errors[0]
+    assert problem.line == 4
+    text = captured.stdout + captured.stderr
+    assert "4:" in text and "| x = = 1" in text
 
 
 def test_full_tracebacks_setting(shell: InteractiveShell) -> None:
@@ -208,3 +219,29 @@ def test_local_training_through_the_magic(shell: InteractiveShell, tmp_path: Pat
     losses = trained.metrics.query("name == 'train.loss'")["value"]
     assert len(losses) == 3 and losses.notna().all()
     assert (out / "final" / "config.toml").is_file()
+
+
+def test_unknown_config_name_suggests_a_config_variable(shell: InteractiveShell) -> None:
+    run(shell, f"%%sft_config my_cfg\n{SEED_TOML}")
+    shell.user_ns["my_list"] = [1, 2]
+    result, captured = run(shell, "%sft_train --dry-run --config my_cgf")
+    assert not result.success
+    text = captured.stdout + captured.stderr
+    assert "no config named 'my_cgf'" in text and "did you mean 'my_cfg'?" in text
+
+
+def test_unknown_flag_gets_a_did_you_mean(shell: InteractiveShell) -> None:
+    result, captured = run(shell, "%sft_train --dryrun --config x")
+    assert not result.success
+    text = captured.stdout + captured.stderr
+    assert "unknown option '--dryrun'" in text and "did you mean '--dry-run'?" in text
+
+
+def test_training_without_local_or_gpu_type_says_what_to_do(
+    shell: InteractiveShell, train_jsonl: Path
+) -> None:
+    run(shell, '%%sft_config cfg\n[job]\nmodel = "synth-lab/tiny-chat"\n')
+    result, captured = run(shell, f"%sft_train --config cfg --dataset {train_jsonl}")
+    assert not result.success
+    text = captured.stdout + captured.stderr
+    assert "use --local to train here, or set [compute].gpu_type for a remote job" in text

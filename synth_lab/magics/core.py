@@ -8,6 +8,9 @@ inside the handlers, so ``%load_ext synth_lab`` stays fast.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +65,48 @@ class TrainArgs:
         )
 
 
+def _in_cell(line: str, cell: str, parse: Any) -> Any:
+    """Parse the cell body, numbering problems as the cell editor does (the magic is line 1)."""
+    from synth_lab.errors import ConfigError
+
+    try:
+        return parse(cell)
+    except ConfigError as exc:
+        shifted = [
+            p if p.line is None else dataclasses.replace(p, line=p.line + 1) for p in exc.problems
+        ]
+        raise ConfigError(
+            exc.title, shifted, hint=exc.hint, source=f"%%sft_config {line}\n{cell}"
+        ) from None
+
+
+def _parse(magic: Any, line: str) -> Any:
+    """``parse_argstring`` with a did-you-mean for a mistyped flag instead of a bare usage line."""
+    from IPython.core.error import UsageError
+
+    try:
+        return parse_argstring(magic, line)
+    except UsageError as exc:
+        message = str(exc)
+        if not message.startswith("unrecognized arguments:"):
+            raise
+        flags = [f for action in magic.parser._actions for f in action.option_strings if len(f) > 2]
+        unknown = message.split(":", 1)[1].split()
+        for word in unknown:
+            if word.startswith("-"):
+                guess = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.5)
+                name = magic.__name__
+                help_ = f"%{name}? lists the options"
+                raise SynthLabError(
+                    f"%{name}: unknown option '{word}'",
+                    hint=f"did you mean '{guess[0]}'? ({help_})" if guess else help_,
+                ) from None
+        raise SynthLabError(
+            f"%{magic.__name__}: unexpected argument(s) {' '.join(unknown)}",
+            hint=f"%{magic.__name__}? lists the options; quote values that contain spaces",
+        ) from None
+
+
 @magics_class
 class SynthLabMagics(Magics):
     """``%%sft_config``, ``%sft_train`` and ``%sft_data``. Settings: ``%config SynthLabMagics``."""
@@ -99,7 +144,7 @@ class SynthLabMagics(Magics):
             [job]
             model = "Qwen/Qwen3-0.6B"
         """
-        args = parse_argstring(self.sft_config, line)
+        args = _parse(self.sft_config, line)
         from synth_lab.config import SFTConfig
 
         if not args.name.isidentifier():
@@ -107,7 +152,7 @@ class SynthLabMagics(Magics):
                 f"'{args.name}' is not a valid Python variable name",
                 hint="use e.g. %%sft_config my_config",
             )
-        config = SFTConfig.from_toml(cell)
+        config = _in_cell(line, cell, SFTConfig.from_toml)
         if args.save:
             config.save(args.save)
         self.shell.user_ns[args.name] = config
@@ -142,7 +187,7 @@ class SynthLabMagics(Magics):
             %sft_train --dry-run --dataset train.jsonl --examples 100
             %sft_train --local --config my_cfg --dataset train.jsonl --max-steps 20
         """
-        opts = TrainArgs.parse(parse_argstring(self.sft_train, line))
+        opts = TrainArgs.parse(_parse(self.sft_train, line))
         if opts.local and opts.remote:
             raise SynthLabError("--local and --remote exclude each other", hint="pick one")
         if opts.examples is not None and opts.examples <= 0:
@@ -176,6 +221,19 @@ class SynthLabMagics(Magics):
             raise SynthLabError(
                 "no config given and no variable named 'sft_config'",
                 hint="run a %%sft_config cell first, or pass --config NAME_OR_PATH",
+            )
+        if not os.path.exists(opts.config) and opts.config.isidentifier():
+            names = [k for k, v in self.shell.user_ns.items() if isinstance(v, SFTConfig)]
+            guess = difflib.get_close_matches(opts.config, names, n=1)
+            hint = (
+                f"did you mean '{guess[0]}'?"
+                if guess
+                else f"configs in this notebook: {', '.join(sorted(names))}"
+                if names
+                else "create one with %%sft_config NAME, or pass a TOML file path"
+            )
+            raise SynthLabError(
+                f"no config named '{opts.config}' (neither a variable nor a file)", hint=hint
             )
         return load_config(opts.config)
 
@@ -219,8 +277,15 @@ class SynthLabMagics(Magics):
         backend = opts.backend or self.backend or None
         if opts.attach:
             return remote.attach(opts.attach, backend=backend, wait=opts.wait, live=True)
+        config = self._config(opts)
+        if not (config.compute and config.compute.gpu_type):
+            raise SynthLabError(
+                "this config has no [compute].gpu_type, so it cannot run as a remote job"
+                + ("" if opts.remote else " (the default without --local)"),
+                hint="use --local to train here, or set [compute].gpu_type for a remote job",
+            )
         return remote.submit(
-            self._config(opts),
+            config,
             opts.dataset,
             examples=opts.examples,
             backend=backend,
@@ -242,7 +307,7 @@ class SynthLabMagics(Magics):
             ds = %sft_data train.jsonl --examples 500
             ds.df.head()
         """
-        args = parse_argstring(self.sft_data, line)
+        args = _parse(self.sft_data, line)
         from synth_lab.data.dataset import Dataset
 
         if args.examples is not None and args.examples <= 0:
@@ -290,7 +355,7 @@ class SynthLabMagics(Magics):
         """
         from synth_lab.sweep import SweepArgs, run_sweep
 
-        opts = SweepArgs.parse(parse_argstring(self.sft_sweep, line))
+        opts = SweepArgs.parse(_parse(self.sft_sweep, line))
         result = run_sweep(
             self._config(opts),  # type: ignore[arg-type]
             opts.axes,
