@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
-
 # TOML has real booleans: "yes", "true" or 1 where a bool belongs is a mistake, not a synonym.
 Bool = Annotated[bool, Strict()]
 
