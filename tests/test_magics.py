@@ -136,6 +136,16 @@ def test_help_comes_from_the_docstring(shell: InteractiveShell) -> None:
     assert "--dry-run" in doc and "--examples" in doc
 
 
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("cell", "sft_config"), ("line", "sft_train"), ("line", "sft_data"), ("line", "sft_sweep")],
+)
+def test_help_text_has_no_rest_markup(shell: InteractiveShell, kind: str, name: str) -> None:
+    doc = shell.magics_manager.magics[kind][name].__doc__
+    for markup in ("``", ":func:", ":meth:", ":class:", "::"):
+        assert markup not in doc, (name, markup)
+
+
 def test_load_ext_imports_no_heavy_module() -> None:
     code = (
         "import sys, time\n"

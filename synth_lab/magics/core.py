@@ -109,7 +109,7 @@ def _parse(magic: Any, line: str) -> Any:
 
 @magics_class
 class SynthLabMagics(Magics):
-    """``%%sft_config``, ``%sft_train`` and ``%sft_data``. Settings: ``%config SynthLabMagics``."""
+    """%%sft_config, %sft_train and %sft_data. Settings: %config SynthLabMagics."""
 
     full_tracebacks = Bool(
         False, help="Show full Python tracebacks for synth-lab errors instead of short messages."
@@ -123,7 +123,7 @@ class SynthLabMagics(Magics):
         errors.SHOW_TRACEBACKS = bool(change["new"])
 
     def close(self) -> None:
-        """Release what the magics hold (called by ``%unload_ext``)."""
+        """Release what the magics hold (called by %unload_ext)."""
         errors.SHOW_TRACEBACKS = False
 
     # -- %%sft_config ---------------------------------------------------------------------------
@@ -138,7 +138,7 @@ class SynthLabMagics(Magics):
         The config is shown as a compact card. Problems are reported with their line:col inside
         the cell, the offending line and a did-you-mean hint; the cell then fails.
 
-        Example::
+        Example:
 
             %%sft_config my_cfg --save sft.toml
             [job]
@@ -180,9 +180,9 @@ class SynthLabMagics(Magics):
     @argument("--no-wait", action="store_true", help="--remote: submit and return at once")
     @line_magic
     def sft_train(self, line: str) -> Any:
-        """Check (``--dry-run``) or run an SFT job from a config made with ``%%sft_config``.
+        """Check (--dry-run) or run an SFT job from a config made with %%sft_config.
 
-        Examples::
+        Examples:
 
             %sft_train --dry-run --dataset train.jsonl --examples 100
             %sft_train --local --config my_cfg --dataset train.jsonl --max-steps 20
@@ -300,9 +300,9 @@ class SynthLabMagics(Magics):
     @argument("--examples", type=int, help="load only the first N records")
     @line_magic
     def sft_data(self, line: str) -> Any:
-        """Load a chat JSONL file as a :class:`~synth_lab.data.dataset.Dataset` (a DataFrame view).
+        """Load a chat JSONL file as a Dataset (a DataFrame view).
 
-        Example::
+        Example:
 
             ds = %sft_data train.jsonl --examples 500
             ds.df.head()
@@ -341,13 +341,13 @@ class SynthLabMagics(Magics):
     def sft_sweep(self, line: str) -> Any:
         """Train a grid of configs one after another and compare them (a live table and plot).
 
-        Each ``--grid`` gives one axis: a dotted config key and its values in TOML syntax
-        (``1e-3``, ``true``, ``"text"``; bare words are strings); quote the whole axis, with
+        Each --grid gives one axis: a dotted config key and its values in TOML syntax
+        (1e-3, true, "text"; bare words are strings); quote the whole axis, with
         single quotes when the values hold double quotes. The sweep runs every
         combination; all are validated before the first run. Same as
-        :func:`synth_lab.sweep.run_sweep`.
+        synth_lab.sweep.run_sweep.
 
-        Examples::
+        Examples:
 
             %sft_sweep --dataset train.jsonl --grid "hyperparameters.learning_rate=1e-3,3e-3"
             %sft_sweep --config my_cfg --dataset train.jsonl --max-steps 50 --name sweep \\
