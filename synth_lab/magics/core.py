@@ -107,6 +107,13 @@ def _parse(magic: Any, line: str) -> Any:
         ) from None
 
 
+def _plain_help(func: Any) -> Any:
+    """Drop the reST ``::`` that ``magic_arguments`` puts above the usage line (``%magic?``)."""
+    if func.__doc__ and func.__doc__.startswith("::\n"):
+        func.__doc__ = "Usage:" + func.__doc__[2:]
+    return func
+
+
 @magics_class
 class SynthLabMagics(Magics):
     """%%sft_config, %sft_train and %sft_data. Settings: %config SynthLabMagics."""
@@ -128,6 +135,7 @@ class SynthLabMagics(Magics):
 
     # -- %%sft_config ---------------------------------------------------------------------------
 
+    @_plain_help
     @magic_arguments()
     @argument("name", nargs="?", default=DEFAULT_CONFIG_NAME, help="variable to bind the config to")
     @argument("--save", metavar="PATH", help="also write the TOML to PATH")
@@ -160,6 +168,7 @@ class SynthLabMagics(Magics):
 
     # -- %sft_train -----------------------------------------------------------------------------
 
+    @_plain_help
     @magic_arguments()
     @argument(
         "--config", help=f"config variable name or TOML path (default: {DEFAULT_CONFIG_NAME})"
@@ -295,6 +304,7 @@ class SynthLabMagics(Magics):
 
     # -- %sft_data ------------------------------------------------------------------------------
 
+    @_plain_help
     @magic_arguments()
     @argument("path", help="chat JSONL file")
     @argument("--examples", type=int, help="load only the first N records")
@@ -319,6 +329,7 @@ class SynthLabMagics(Magics):
 
     # -- %sft_sweep -----------------------------------------------------------------------------
 
+    @_plain_help
     @magic_arguments()
     @argument(
         "--config", help=f"config variable name or TOML path (default: {DEFAULT_CONFIG_NAME})"
