@@ -190,7 +190,8 @@ def _located(source: str, problem: Problem, run: DryRun) -> Problem:
     if source == "config":
         return problem
     name = os.path.basename(_file_for(source, run) or source)
-    path = f"{name}:{problem.line}" + (f" {problem.path}" if problem.path else "")
+    path = name if problem.line is None else f"{name}:{problem.line}"
+    path += f" {problem.path}" if problem.path else ""
     return Problem(path, None, None, problem.message, problem.hint, "error", problem.code)
 
 

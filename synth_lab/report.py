@@ -81,10 +81,14 @@ def _tokens_line(tokens: dict | None) -> str:
 
 
 def format_problem(source: str, problem: Problem) -> str:
-    where = problem.location() if source == "config" else f"line {problem.line}"
-    if source != "config" and problem.path:
-        where += f" {problem.path}"
-    text = f"{problem.severity:7} {source:10} {where}: {problem.message}"
+    if source == "config":
+        where = problem.location()
+    else:
+        where = " ".join(
+            w for w in ("" if problem.line is None else f"line {problem.line}", problem.path) if w
+        )
+    where = f"{where}: " if where else ""
+    text = f"{problem.severity:7} {source:10} {where}{problem.message}"
     return text + (f" — {problem.hint}" if problem.hint else "")
 
 

@@ -255,3 +255,15 @@ def test_training_without_local_or_gpu_type_says_what_to_do(
     assert not result.success
     text = captured.stdout + captured.stderr
     assert "use --local to train here, or set [compute].gpu_type for a remote job" in text
+
+
+def test_a_missing_dataset_message_has_no_literal_none(
+    shell: InteractiveShell, tmp_path: Path
+) -> None:
+    run(shell, f"%%sft_config\n{SEED_TOML}")
+    result, captured = run(shell, f"%sft_train --dry-run --dataset {tmp_path / 'nope.jsonl'}")
+    assert not result.success
+    text = captured.stdout + captured.stderr
+    shown = "".join(o.data.get("text/html", "") for o in captured.outputs)
+    assert "nope.jsonl: training dataset not found" in text
+    assert "None" not in text and "None" not in shown
