@@ -175,6 +175,11 @@ def test_dry_run_counts_tokens_on_request(shell: InteractiveShell, tmp_path: Pat
     assert tokens["max_tokens"] > 32 > tokens["tokens"] - tokens["max_tokens"]
     assert 0 < tokens["trained_tokens"] < tokens["tokens"]
     assert "1 record(s) cut" in result.result.format_text()
+    # the cut also shows as a warning in Problems, not only in the Tokens line
+    [(source, cut)] = [(s, p) for s, p in result.result.problems if p.code == "truncated"]
+    assert source == "training" and cut.severity == "warning"
+    assert "1 record(s) are longer than sequence_length = 32" in cut.message
+    assert "will be cut" in result.result._repr_mimebundle_()["text/html"]
 
 
 def test_remote_submit_and_attach_through_the_magic(
