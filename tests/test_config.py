@@ -385,3 +385,13 @@ def test_full_finetune_mode_with_peft_train_kind_warns_which_wins() -> None:
     [warning] = [w for w in config.warnings if w.path == "training.mode"]
     assert warning.severity == "warning"
     assert "train_kind wins" in warning.message and "LoRA" in warning.message
+
+
+def test_the_card_shows_what_a_default_resolves_to() -> None:
+    card = SFTConfig.from_toml(MINIMAL)._repr_mimebundle_()
+    for text in (card["text/plain"], card["text/html"]):
+        assert "2e-05 (default)" in text  # the full-finetune learning rate
+        assert "warmup ratio 0 (default)" in text
+        assert "2048 (default)" in text
+    lora = SFTConfig.from_toml(MINIMAL + '[hyperparameters]\ntrain_kind = "peft"\n')
+    assert "0.0002 (default)" in lora._repr_mimebundle_()["text/plain"]

@@ -238,6 +238,10 @@ class ConfigModel(Section):
     )
 
 
+# What the local trainer uses for keys the config leaves out (the card shows them).
+DEFAULT_LEARNING_RATE: dict[str, float] = {"full_finetune": 2e-5, "lora": 2e-4, "qlora": 2e-4}
+DEFAULT_SEQUENCE_LENGTH = 2048  # or the model's own limit when that is smaller
+
 # Where LoRA settings may be written, most authoritative first, and the name each key has there.
 LORA_ALIASES: dict[str, str] = {
     "lora_rank": "r",
