@@ -200,3 +200,37 @@ def test_live_view_in_a_real_kernel(tmp_path) -> None:
     html = shown[0].data["text/html"]
     assert "completed" in html and "step 3/3" in html and "data:image/png;base64," in html
     assert outputs[-1].data["text/plain"] == "'completed'"
+
+
+def test_local_and_remote_points_give_the_same_table() -> None:
+    pytest.importorskip("pandas")
+    from synth_lab.server.shapes import iso
+    from synth_lab.train.metrics import points_frame
+
+    local = [MetricPoint(TRAIN_LOSS, 2.5, 1, 0.5, "train", 1_700_000_000.25)]
+    # what the learning API sends (the server's own shape): ISO 8601 text, epoch may be null
+    remote = [
+        {
+            "name": TRAIN_LOSS,
+            "value": 2.5,
+            "step": 1,
+            "epoch": 0.5,
+            "phase": "train",
+            "created_at": iso(1_700_000_000.25),
+            "id": 7,
+        },
+        {
+            "name": VAL_LOSS,
+            "value": 2.0,
+            "step": 2,
+            "epoch": None,
+            "phase": None,
+            "created_at": iso(1_700_000_001.0),
+        },
+    ]
+    a, b = points_frame(local), points_frame(remote)
+    assert list(a.columns) == list(b.columns) == list(POINT_COLUMNS)
+    assert dict(a.dtypes) == dict(b.dtypes)
+    assert str(a["created_at"].dtype) == "datetime64[ns, UTC]"
+    assert a["created_at"][0] == b["created_at"][0]
+    assert b["phase"][1] == "train"
