@@ -11,6 +11,7 @@ import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import write_jsonl
@@ -152,6 +153,31 @@ def test_interrupt_then_resume_repeats_the_uninterrupted_run(tmp_path: Path, mod
     for step in (4, 5, 6):
         assert got[step] == pytest.approx(expected[step], rel=1e-6, abs=1e-7)
     assert no_partial_folders(out)
+
+
+def test_live_view_says_how_to_resume_and_shows_the_whole_history(
+    tmp_path: Path, shell: Any
+) -> None:
+    from IPython.utils.capture import capture_output
+
+    def stop_at_2(point: MetricPoint) -> None:
+        if point.name == TRAIN_LOSS and point.step == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    kwargs = {"output_dir": out, "max_steps": 4, "live": True, "save_steps": 100}
+    with capture_output() as first:
+        result = run(config_text(), records(16), logger=stop_at_2, **kwargs)
+    assert result.status == "interrupted"
+    last = first.outputs[-1].data["text/plain"]
+    assert f"checkpoint saved: {out / 'step-000002'}" in last
+    assert f"to continue: synth_lab.train.run(..., output_dir={str(out)!r}, resume=True)" in last
+
+    with capture_output() as second:
+        run(config_text(), records(16), resume=True, **kwargs)
+    # the resumed run's view starts with the loss plot of steps 1-2 already drawn
+    assert "data:image/png;base64," in second.outputs[0].data["text/html"]
+    assert "step 2/4" in second.outputs[0].data["text/plain"]
 
 
 def test_best_checkpoint_is_kept_and_becomes_the_final_model(tmp_path: Path) -> None:

@@ -207,7 +207,7 @@ class SynthLabMagics(Magics):
         if opts.dry_run:
             result = self._dry_run(opts)
         elif opts.local:
-            result = self._train_local(opts)
+            result = self._train_local(opts, line)
         else:
             result = self._train_remote(opts)
         if opts.name:
@@ -263,12 +263,13 @@ class SynthLabMagics(Magics):
             run.raise_for_errors()
         return run
 
-    def _train_local(self, opts: TrainArgs) -> Any:
+    def _train_local(self, opts: TrainArgs, line: str) -> Any:
         from pathlib import Path
 
         from synth_lab.train import run
 
         name = Path(opts.config).stem if opts.config else DEFAULT_CONFIG_NAME
+        again = line if opts.resume else f"{line.strip()} --resume"
         return run(
             self._config(opts),
             opts.dataset,
@@ -278,6 +279,7 @@ class SynthLabMagics(Magics):
             nproc=opts.nproc,
             examples=opts.examples,
             live=True,
+            resume_command=f"%sft_train {again.strip()}",
         )
 
     def _train_remote(self, opts: TrainArgs) -> Any:

@@ -23,6 +23,7 @@ import orjson
 
 TRAIN_LOSS = "train.loss"
 TRAIN_LR = "train.learning_rate"
+TRAIN_GRAD_NORM = "train.grad_norm"  # before clipping
 TRAIN_TOKENS_PER_SECOND = "train.tokens_per_second"
 TRAIN_TOKENS = "train.tokens"  # cumulative real (non-padding) tokens trained on
 VAL_LOSS = "val.loss"
