@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from conftest import chat, write_jsonl
@@ -315,7 +316,7 @@ def tiny_result(tmp_path_factory: pytest.TempPathFactory):
 def test_monitor_shows_a_local_run(tiny_result) -> None:
     monitor = JobMonitor(tiny_result)
     assert bytes(monitor.image.value).startswith(PNG)
-    assert "completed" in monitor.status.value and "3 steps" in monitor.status.value
+    assert "completed" in monitor.status.value and "step 3/3" in monitor.status.value
     assert "train loss" in monitor.status.value
     assert monitor.cancel_button.layout.display == "none"  # nothing to cancel locally
     before = monitor.image.value
@@ -355,10 +356,11 @@ def test_monitor_refreshes_and_cancels_a_remote_job(api, tmp_path: Path) -> None
 
     train = write_jsonl(tmp_path / "train.jsonl", [chat(f"q{i}", f"a{i}") for i in range(400)])
     job = submit(REMOTE, train, client=api, wait=False)
-    monitor = JobMonitor(job)
+    monitor = JobMonitor(job, interval=None)
     assert f"job {job.id}" in monitor.status.value
     assert not monitor.cancel_button.disabled
-    assert bytes(monitor.image.value).startswith(PNG)
+    if not job.points:  # never an empty plot
+        assert monitor.image.layout.display == "none"
 
     monitor.refresh_button.click()
     assert job.status in monitor.status.value
@@ -380,3 +382,39 @@ def test_monitor_plots_a_finished_remote_job(api, tmp_path: Path) -> None:
     assert job.succeeded and monitor.cancel_button.disabled
     assert "train loss" in monitor.status.value
     assert bytes(monitor.image.value).startswith(PNG)
+
+
+def test_monitor_follows_a_running_job_by_itself(api, tmp_path: Path) -> None:
+    from synth_lab.client.remote import submit
+
+    train = write_jsonl(tmp_path / "train.jsonl", [chat(f"q{i}", f"a{i}") for i in range(40)])
+    job = submit(REMOTE, train, client=api, wait=False)
+    monitor = JobMonitor(job, interval=0.05)
+    # no points yet: no empty plot, and the status line says what it waits for
+    if not job.points:
+        assert monitor.image.layout.display == "none"
+        assert "waiting for the first loss point" in monitor.status.value
+    assert monitor.following
+    monitor.join(timeout=120)  # the monitor stops by itself when the job ends
+    assert not monitor.following and job.succeeded, job.status
+    assert "succeeded" in monitor.status.value
+    assert "step 40/40" in monitor.status.value
+    assert monitor.image.layout.display is None and bytes(monitor.image.value).startswith(PNG)
+
+
+def test_monitor_status_has_step_total_and_eta() -> None:
+    from synth_lab.widgets.job_monitor import progress_of
+
+    class Running:
+        status = "running"
+        done = False
+        all_events: ClassVar = [{"type": "sft.training.started", "data": {"total_steps": 10}}]
+        points: ClassVar = [
+            {"name": "train.loss", "value": 2.0, "step": 1, "created_at": "2026-01-01T00:00:00Z"},
+            {"name": "train.loss", "value": 1.5, "step": 3, "created_at": "2026-01-01T00:00:10Z"},
+        ]
+
+    assert progress_of(Running()) == (3, 10, 35.0)  # 5 s a step, 7 steps to go
+    monitor = JobMonitor(Running())
+    assert "step 3/10 · ETA 0:35" in monitor.status.value
+    assert not monitor.following  # nothing to refresh from
