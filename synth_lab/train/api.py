@@ -110,6 +110,7 @@ def run(
     finally:
         group.close()
     if view is not None and summary.get("status") == "interrupted":
+        view.progress.step = max(view.progress.step, int(summary.get("steps") or 0))
         view.annotate(_resume_note(summary, out, resume_command))
     start = summary.get("start_step", 0)
     points = [p for p in prior if p.step <= start] + memory.points

@@ -198,7 +198,7 @@ class ConfigEditor(WidgetView):
                 from synth_lab.widgets.job_monitor import JobMonitor
 
                 result = JobMonitor(result)
-            display(result)
+            display(_as_html(result), raw=True)
 
     def _on_edit(self, spec: FieldSpec) -> Callable[[dict[str, Any]], None]:
         def handler(change: dict[str, Any]) -> None:
@@ -235,3 +235,11 @@ class ConfigEditor(WidgetView):
         self.toml_preview.value = (
             f'<pre style="margin:0">{html.escape(self._config.to_toml())}</pre>'
         )
+
+
+def _as_html(result: Any) -> dict[str, Any]:
+    """The result's HTML and text only: the report is what the output area should show."""
+    bundle = result._repr_mimebundle_() if hasattr(result, "_repr_mimebundle_") else None
+    if not isinstance(bundle, dict):
+        return {"text/plain": repr(result)}
+    return {k: v for k, v in bundle.items() if not k.startswith("application/json")}
