@@ -13,7 +13,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from synth_lab.config import ConfigError, SFTConfig
-from synth_lab.dryrun import DryRun
+from synth_lab.dryrun import DryRun, dry_run
 
 SEED_TOML = (GOLDEN / "seed_minimal_fft_qwen3_4b.toml").read_text()
 
@@ -66,6 +66,25 @@ def test_toml_syntax_errors_use_the_cell_editors_line_numbers(shell: Interactive
     assert problem.line == 4
     text = captured.stdout + captured.stderr
     assert "4:" in text and "| x = = 1" in text
+
+
+def test_warnings_and_dry_run_problems_use_the_cell_editors_line_numbers(
+    shell: InteractiveShell, train_jsonl: Path
+) -> None:
+    cell = (
+        '%%sft_config cfg\n[job]\nmodel = "synth-lab/tiny-chat"\n'
+        '[training]\nmode = "full_finetune"\n[hyperparameters]\ntrain_kind = "peft"\n'
+        "[compute]\ngpu_count = 1\n"
+    )
+    result, _ = run(shell, cell)
+    assert result.success
+    config = shell.user_ns["cfg"]
+    [warning] = config.warnings
+    assert warning.line == 5  # mode = ... is line 5 of the cell
+    assert "5:1 training.mode" in config._repr_mimebundle_()["text/plain"]
+    dry = dry_run(config, train_jsonl)
+    gpu_type = next(p for _, p in dry.problems if p.code == "missing_gpu_type")
+    assert gpu_type.line == 8  # the [compute] header
 
 
 def test_full_tracebacks_setting(shell: InteractiveShell) -> None:

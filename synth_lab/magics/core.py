@@ -8,7 +8,6 @@ inside the handlers, so ``%load_ext synth_lab`` stays fast.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import os
 from dataclasses import dataclass
@@ -63,21 +62,6 @@ class TrainArgs:
             attach=args.attach,
             wait=not args.no_wait,
         )
-
-
-def _in_cell(line: str, cell: str, parse: Any) -> Any:
-    """Parse the cell body, numbering problems as the cell editor does (the magic is line 1)."""
-    from synth_lab.errors import ConfigError
-
-    try:
-        return parse(cell)
-    except ConfigError as exc:
-        shifted = [
-            p if p.line is None else dataclasses.replace(p, line=p.line + 1) for p in exc.problems
-        ]
-        raise ConfigError(
-            exc.title, shifted, hint=exc.hint, source=f"%%sft_config {line}\n{cell}"
-        ) from None
 
 
 def _parse(magic: Any, line: str) -> Any:
@@ -160,7 +144,7 @@ class SynthLabMagics(Magics):
                 f"'{args.name}' is not a valid Python variable name",
                 hint="use e.g. %%sft_config my_config",
             )
-        config = _in_cell(line, cell, SFTConfig.from_toml)
+        config = SFTConfig.from_toml(cell, first_line=2)  # the magic is the cell's line 1
         if args.save:
             config.save(args.save)
         self.shell.user_ns[args.name] = config
