@@ -269,6 +269,9 @@ def test_unknown_flag_gets_a_did_you_mean(shell: InteractiveShell) -> None:
     assert not result.success
     text = captured.stdout + captured.stderr
     assert "unknown option '--dryrun'" in text and "did you mean '--dry-run'?" in text
+    result, captured = run(shell, f"%%sft_config cfg --svae x.toml\n{SEED_TOML}")
+    text = captured.stdout + captured.stderr
+    assert "%%sft_config: unknown option '--svae'" in text and "did you mean '--save'?" in text
 
 
 def test_training_without_local_or_gpu_type_says_what_to_do(

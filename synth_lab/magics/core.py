@@ -64,8 +64,9 @@ class TrainArgs:
         )
 
 
-def _parse(magic: Any, line: str) -> Any:
-    """``parse_argstring`` with a did-you-mean for a mistyped flag instead of a bare usage line."""
+def _parse(magic: Any, line: str, prefix: str = "%") -> Any:
+    """``parse_argstring`` with a did-you-mean for a mistyped flag instead of a bare usage line
+    (``prefix`` is ``%%`` for a cell magic)."""
     from IPython.core.error import UsageError
 
     try:
@@ -79,15 +80,16 @@ def _parse(magic: Any, line: str) -> Any:
         for word in unknown:
             if word.startswith("-"):
                 guess = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.5)
-                name = magic.__name__
-                help_ = f"%{name}? lists the options"
+                name = prefix + magic.__name__
+                help_ = f"{name}? lists the options"
                 raise SynthLabError(
-                    f"%{name}: unknown option '{word}'",
+                    f"{name}: unknown option '{word}'",
                     hint=f"did you mean '{guess[0]}'? ({help_})" if guess else help_,
                 ) from None
+        name = prefix + magic.__name__
         raise SynthLabError(
-            f"%{magic.__name__}: unexpected argument(s) {' '.join(unknown)}",
-            hint=f"%{magic.__name__}? lists the options; quote values that contain spaces",
+            f"{name}: unexpected argument(s) {' '.join(unknown)}",
+            hint=f"{name}? lists the options; quote values that contain spaces",
         ) from None
 
 
@@ -136,7 +138,7 @@ class SynthLabMagics(Magics):
             [job]
             model = "Qwen/Qwen3-0.6B"
         """
-        args = _parse(self.sft_config, line)
+        args = _parse(self.sft_config, line, "%%")
         from synth_lab.config import SFTConfig
 
         if not args.name.isidentifier():
