@@ -155,6 +155,7 @@ def test_interrupt_then_resume_repeats_the_uninterrupted_run(tmp_path: Path, mod
     assert no_partial_folders(out)
 
 
+@pytest.mark.slow
 def test_live_view_says_how_to_resume_and_shows_the_whole_history(
     tmp_path: Path, shell: Any
 ) -> None:

@@ -185,6 +185,7 @@ def test_preview_html_is_escaped() -> None:
     assert "&lt;b&gt;m&lt;/b&gt;" in editor.toml_preview.value
 
 
+@pytest.mark.slow
 def test_dry_run_and_train_buttons(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ipywidgets as w
 
