@@ -29,14 +29,15 @@ def batch_problems(config: SFTConfig, records: int) -> list[Problem]:
     batch = config.global_batch
     if not records or batch <= records:
         return []
-    line, col = _at(config, "hyperparameters")
+    line, col = _at(config, "hyperparameters.global_batch")  # else the table's header
+    plural = "s" if records != 1 else ""
     return [
         Problem(
             "hyperparameters.global_batch",
             line,
             col,
             f"the global batch ({batch} sequences) is larger than the dataset ({records} "
-            "records): less than one full optimizer step per epoch",
+            f"record{plural}): less than one full optimizer step per epoch",
             "lower per_device_batch or gradient_accumulation_steps, or use more records",
             "warning",
             "batch_exceeds_dataset",
