@@ -6,6 +6,7 @@ The CLI (``synth-lab train --dry-run``) and the notebook (``%sft_train --dry-run
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from contextlib import ExitStack
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synth_lab import readiness
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import ConfigError, Problem
 from synth_lab.payload import (
@@ -201,7 +203,8 @@ def _located(source: str, problem: Problem, run: DryRun) -> Problem:
     if source == "config":
         return problem
     name = os.path.basename(_file_for(source, run) or source)
-    path = f"{name}:{problem.line}" + (f" {problem.path}" if problem.path else "")
+    path = name if problem.line is None else f"{name}:{problem.line}"
+    path += f" {problem.path}" if problem.path else ""
     return Problem(path, None, None, problem.message, problem.hint, "error", problem.code)
 
 
@@ -318,6 +321,12 @@ def dry_run(
         tok = cfg.job.model if tokenizer is True else tokenizer
         seq = cfg.hyperparameters.sequence_length
         tokens = count_tokens(train_path, tok, sequence_length=seq, limit=examples)  # type: ignore[arg-type]
+    config_problems += readiness.batch_problems(cfg, training.valid_records)
+    if local:
+        config_problems += readiness.local_problems(cfg)
+    cut = readiness.truncation_problems(cfg, tokens)
+    if cut:
+        training = dataclasses.replace(training, problems=[*training.problems, *cut])
     payload = build_payload(
         cfg, TRAINING_FILE_PLACEHOLDER, VALIDATION_FILE_PLACEHOLDER if val_path else None
     )

@@ -39,6 +39,13 @@ def config_rows(config: SFTConfig) -> list[tuple[str, str]]:
         validation = "disabled"
     else:
         validation = "not configured"
+    from synth_lab.config.schema import DEFAULT_LEARNING_RATE, DEFAULT_SEQUENCE_LENGTH
+
+    lr = _num(hp.learning_rate, DEFAULT_LEARNING_RATE[c.train_mode])
+    warmup = _num(hp.warmup_ratio, 0)
+    seq = _num(hp.sequence_length, DEFAULT_SEQUENCE_LENGTH)
+    if hp.sequence_length is None:
+        seq += " or the model's limit if smaller"
     rows = [
         ("Model", c.job.model),
         ("Mode", mode),
@@ -50,8 +57,8 @@ def config_rows(config: SFTConfig) -> list[tuple[str, str]]:
             f"{c.world_size} = global batch {c.global_batch}",
         ),
         ("Epochs", str(hp.n_epochs)),
-        ("Learning rate", _num(hp.learning_rate) + f", warmup ratio {_num(hp.warmup_ratio)}"),
-        ("Sequence length", _num(hp.sequence_length)),
+        ("Learning rate", f"{lr}, warmup ratio {warmup}"),
+        ("Sequence length", seq),
         ("Validation", validation),
     ]
     if c.validation_path:
@@ -66,8 +73,9 @@ def config_text(config: SFTConfig) -> str:
     return "\n".join(lines)
 
 
-def _num(value: float | int | None) -> str:
-    return "default" if value is None else f"{value:g}"
+def _num(value: float | int | None, default: float | int) -> str:
+    """The value, or the default it resolves to, marked as such (never a bare "default")."""
+    return f"{default:g} (default)" if value is None else f"{value:g}"
 
 
 def _tokens_line(tokens: dict | None) -> str:
@@ -81,10 +89,14 @@ def _tokens_line(tokens: dict | None) -> str:
 
 
 def format_problem(source: str, problem: Problem) -> str:
-    where = problem.location() if source == "config" else f"line {problem.line}"
-    if source != "config" and problem.path:
-        where += f" {problem.path}"
-    text = f"{problem.severity:7} {source:10} {where}: {problem.message}"
+    if source == "config":
+        where = problem.location()
+    else:
+        where = " ".join(
+            w for w in ("" if problem.line is None else f"line {problem.line}", problem.path) if w
+        )
+    where = f"{where}: " if where else ""
+    text = f"{problem.severity:7} {source:10} {where}{problem.message}"
     return text + (f" — {problem.hint}" if problem.hint else "")
 
 

@@ -44,7 +44,10 @@ def check_structure(tokenizer: Any, record: dict[str, Any], enc: Any) -> None:
         normalize_messages(record), tools=normalize_tools(record), tokenize=True
     )["input_ids"]
     assert enc.input_ids == list(reference)
-    assert [t.role for t in enc.turns] == [m["role"] for m in record["messages"]]
+    roles = [m["role"] for m in record["messages"]]
+    if record.get("tools") and roles[0] != "system":
+        roles.insert(0, "system")  # the template's tools prompt, a turn of its own
+    assert [t.role for t in enc.turns] == roles
     assert enc.turns[0].start == 0 and enc.turns[-1].end == enc.n_tokens
     for before, after in zip(enc.turns, enc.turns[1:], strict=False):
         assert before.end == after.start
@@ -120,8 +123,12 @@ def test_qwen_tool_call_turn() -> None:
     assert runs[0] == call + "<|im_end|>"
     assert runs[1] == "It is 3 °C in Oslo.<|im_end|>"
     assert not enc.exact
-    tool_turn = enc.turns[2]
+    tool_turn = enc.turns[3]
     assert tool_turn.role == "tool" and tool_turn.n_trained == 0
+    # the template's "# Tools" system prompt is counted as a system turn, not as the user's
+    system, user = enc.turns[0], enc.turns[1]
+    assert system.role == "system" and "get_weather" in tok.decode(enc.input_ids[: system.end])
+    assert tok.decode(enc.input_ids[user.start : user.end]).startswith("<|im_start|>user")
     assert "<tool_response>" in tok.decode(enc.input_ids[tool_turn.start : tool_turn.end])
 
 

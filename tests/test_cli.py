@@ -107,6 +107,7 @@ def test_missing_dataset(tmp_path: Path) -> None:
     out = cli("train", str(MINIMAL_SEED), "--dataset", str(tmp_path / "nope.jsonl"), "--dry-run")
     assert out.returncode == 2
     assert "not found" in out.stderr
+    assert "None" not in out.stdout + out.stderr  # no "nope.jsonl:None" or "line None"
 
 
 def test_relative_dataset_resolves_from_cwd(tmp_path: Path) -> None:

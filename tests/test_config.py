@@ -115,6 +115,13 @@ def test_duplicate_table_is_invalid_toml() -> None:
         ),
         ("[compute]\ngpu_count = 0", "compute.gpu_count", "out_of_range"),
         ('[training]\nuse_qlora = "maybe"', "training.use_qlora", "wrong_type"),
+        (
+            '[hyperparameters.parallelism]\nbf16 = "yes"',
+            "hyperparameters.parallelism.bf16",
+            "wrong_type",
+        ),
+        ('[training]\nuse_qlora = "true"', "training.use_qlora", "wrong_type"),
+        ("[training.validation]\nenabled = 1", "training.validation.enabled", "wrong_type"),
         ("[training.lora]\ntarget_modules = 3", "training.lora.target_modules", "wrong_type"),
         (
             '[training.validation]\nevaluation_strategy = "step"',
@@ -368,3 +375,23 @@ def test_compute_topology_and_policy_are_accepted() -> None:
     )
     assert config.compute is not None and config.compute.topology == {"nodes": 1}
     assert [w.path for w in config.warnings] == ["policy"]
+
+
+def test_full_finetune_mode_with_peft_train_kind_warns_which_wins() -> None:
+    config = SFTConfig.from_toml(
+        MINIMAL + '[training]\nmode = "full_finetune"\n[hyperparameters]\ntrain_kind = "peft"\n'
+    )
+    assert config.train_mode == "lora"
+    [warning] = [w for w in config.warnings if w.path == "training.mode"]
+    assert warning.severity == "warning"
+    assert "train_kind wins" in warning.message and "LoRA" in warning.message
+
+
+def test_the_card_shows_what_a_default_resolves_to() -> None:
+    card = SFTConfig.from_toml(MINIMAL)._repr_mimebundle_()
+    for text in (card["text/plain"], card["text/html"]):
+        assert "2e-05 (default)" in text  # the full-finetune learning rate
+        assert "warmup ratio 0 (default)" in text
+        assert "2048 (default)" in text
+    lora = SFTConfig.from_toml(MINIMAL + '[hyperparameters]\ntrain_kind = "peft"\n')
+    assert "0.0002 (default)" in lora._repr_mimebundle_()["text/plain"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -239,3 +240,26 @@ def test_dataset_html_is_paged_and_escaped(tmp_path: Path) -> None:
     assert "1 warnings" in page  # the unusual role
     text = repr(ds)
     assert text.startswith("Dataset: 25 records") and "5 more rows" in text
+
+
+def test_repr_shows_the_first_problems() -> None:
+    ds = Dataset.from_records(["not a record", {"messages": [{"role": "user", "content": "hi"}]}])
+    text = repr(ds)
+    assert "line 1: error: record is a string, not an object — write one JSON object" in text
+    assert "line 2 messages: warning: record has no assistant turn" in text
+    page = ds._repr_html_()
+    assert "record is a string, not an object" in page and "color:#b00020" in page
+    many = Dataset.from_records(["x"] * 8)
+    assert "… and 3 more (ds.problems lists them all)" in repr(many)
+
+
+def test_problems_render_whole_and_coloured_but_stay_a_dataframe() -> None:
+    long_hint = "add a {" + '"role": "assistant", ...} message or drop the record'
+    ds = Dataset.from_records(["nope", {"messages": [{"role": "user", "content": "hi"}]}])
+    table = ds.problems
+    assert set(table["severity"]) == {"error", "warning"}
+    assert type(table[table["severity"] == "error"]) is pd.DataFrame  # plain frames derive
+    assert long_hint in repr(table)  # not cut at pandas' 50 characters
+    page = table._repr_html_()
+    assert html.escape(long_hint, quote=False) in page or html.escape(long_hint) in page
+    assert "<tr style='color:#b00020'>" in page and "<tr style='color:#8a6d00'>" in page

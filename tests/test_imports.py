@@ -40,5 +40,6 @@ def test_a_whole_dry_run_is_light(tmp_path) -> None:
         f"run = dry_run({str(GOLDEN / 'seed_minimal_fft_qwen3_4b.toml')!r}, {str(data)!r})\n"
         "assert run.ok\n"
         "run.format_text(); run.to_dict()\n"
+        f"dry_run({str(GOLDEN / 'seed_minimal_fft_qwen3_4b.toml')!r}, {str(data)!r}, local=True)\n"
     )
     assert loaded_after(code) == set()

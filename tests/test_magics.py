@@ -13,7 +13,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from synth_lab.config import ConfigError, SFTConfig
-from synth_lab.dryrun import DryRun
+from synth_lab.dryrun import DryRun, dry_run
 
 SEED_TOML = (GOLDEN / "seed_minimal_fft_qwen3_4b.toml").read_text()
 
@@ -49,12 +49,42 @@ def test_bad_cell_fails_with_a_short_located_message(shell: InteractiveShell) ->
     assert not result.success
     assert isinstance(result.error_in_exec, ConfigError)
     assert "bad" not in shell.user_ns
-    # line 4 of the cell body, the offending line, the suggestion; no Python traceback
-    assert "4:1" in captured.stdout + captured.stderr
+    # line 5 of the cell as the editor numbers it (the magic is line 1), the offending line,
+    # the suggestion; no Python traceback
+    assert "5:1" in captured.stdout + captured.stderr
+    assert [p.line for p in result.error_in_exec.errors] == [5]
     text = captured.stdout + captured.stderr
     assert "learning_rat = 1e-5" in text
     assert "did you mean 'learning_rate'" in text
     assert "Traceback" not in text and "File " not in text
+
+
+def test_toml_syntax_errors_use_the_cell_editors_line_numbers(shell: InteractiveShell) -> None:
+    result, captured = run(shell, '%%sft_config bad\n[job]\nmodel = "m"\nx = = 1\n')
+    assert not result.success
+    problem = result.error_in_exec.errors[0]
+    assert problem.line == 4
+    text = captured.stdout + captured.stderr
+    assert "4:" in text and "| x = = 1" in text
+
+
+def test_warnings_and_dry_run_problems_use_the_cell_editors_line_numbers(
+    shell: InteractiveShell, train_jsonl: Path
+) -> None:
+    cell = (
+        '%%sft_config cfg\n[job]\nmodel = "synth-lab/tiny-chat"\n'
+        '[training]\nmode = "full_finetune"\n[hyperparameters]\ntrain_kind = "peft"\n'
+        "[compute]\ngpu_count = 1\n"
+    )
+    result, _ = run(shell, cell)
+    assert result.success
+    config = shell.user_ns["cfg"]
+    [warning] = config.warnings
+    assert warning.line == 5  # mode = ... is line 5 of the cell
+    assert "5:1 training.mode" in config._repr_mimebundle_()["text/plain"]
+    dry = dry_run(config, train_jsonl)
+    gpu_type = next(p for _, p in dry.problems if p.code == "missing_gpu_type")
+    assert gpu_type.line == 8  # the [compute] header
 
 
 def test_full_tracebacks_setting(shell: InteractiveShell) -> None:
@@ -125,6 +155,16 @@ def test_help_comes_from_the_docstring(shell: InteractiveShell) -> None:
     assert "--dry-run" in doc and "--examples" in doc
 
 
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("cell", "sft_config"), ("line", "sft_train"), ("line", "sft_data"), ("line", "sft_sweep")],
+)
+def test_help_text_has_no_rest_markup(shell: InteractiveShell, kind: str, name: str) -> None:
+    doc = shell.magics_manager.magics[kind][name].__doc__
+    for markup in ("``", ":func:", ":meth:", ":class:", "::"):
+        assert markup not in doc, (name, markup)
+
+
 def test_load_ext_imports_no_heavy_module() -> None:
     code = (
         "import sys, time\n"
@@ -154,6 +194,11 @@ def test_dry_run_counts_tokens_on_request(shell: InteractiveShell, tmp_path: Pat
     assert tokens["max_tokens"] > 32 > tokens["tokens"] - tokens["max_tokens"]
     assert 0 < tokens["trained_tokens"] < tokens["tokens"]
     assert "1 record(s) cut" in result.result.format_text()
+    # the cut also shows as a warning in Problems, not only in the Tokens line
+    [(source, cut)] = [(s, p) for s, p in result.result.problems if p.code == "truncated"]
+    assert source == "training" and cut.severity == "warning"
+    assert "1 record(s) are longer than sequence_length = 32" in cut.message
+    assert "will be cut" in result.result._repr_mimebundle_()["text/html"]
 
 
 def test_remote_submit_and_attach_through_the_magic(
@@ -208,3 +253,44 @@ def test_local_training_through_the_magic(shell: InteractiveShell, tmp_path: Pat
     losses = trained.metrics.query("name == 'train.loss'")["value"]
     assert len(losses) == 3 and losses.notna().all()
     assert (out / "final" / "config.toml").is_file()
+
+
+def test_unknown_config_name_suggests_a_config_variable(shell: InteractiveShell) -> None:
+    run(shell, f"%%sft_config my_cfg\n{SEED_TOML}")
+    shell.user_ns["my_list"] = [1, 2]
+    result, captured = run(shell, "%sft_train --dry-run --config my_cgf")
+    assert not result.success
+    text = captured.stdout + captured.stderr
+    assert "no config named 'my_cgf'" in text and "did you mean 'my_cfg'?" in text
+
+
+def test_unknown_flag_gets_a_did_you_mean(shell: InteractiveShell) -> None:
+    result, captured = run(shell, "%sft_train --dryrun --config x")
+    assert not result.success
+    text = captured.stdout + captured.stderr
+    assert "unknown option '--dryrun'" in text and "did you mean '--dry-run'?" in text
+    result, captured = run(shell, f"%%sft_config cfg --svae x.toml\n{SEED_TOML}")
+    text = captured.stdout + captured.stderr
+    assert "%%sft_config: unknown option '--svae'" in text and "did you mean '--save'?" in text
+
+
+def test_training_without_local_or_gpu_type_says_what_to_do(
+    shell: InteractiveShell, train_jsonl: Path
+) -> None:
+    run(shell, '%%sft_config cfg\n[job]\nmodel = "synth-lab/tiny-chat"\n')
+    result, captured = run(shell, f"%sft_train --config cfg --dataset {train_jsonl}")
+    assert not result.success
+    text = captured.stdout + captured.stderr
+    assert "use --local to train here, or set [compute].gpu_type for a remote job" in text
+
+
+def test_a_missing_dataset_message_has_no_literal_none(
+    shell: InteractiveShell, tmp_path: Path
+) -> None:
+    run(shell, f"%%sft_config\n{SEED_TOML}")
+    result, captured = run(shell, f"%sft_train --dry-run --dataset {tmp_path / 'nope.jsonl'}")
+    assert not result.success
+    text = captured.stdout + captured.stderr
+    shown = "".join(o.data.get("text/html", "") for o in captured.outputs)
+    assert "nope.jsonl: training dataset not found" in text
+    assert "None" not in text and "None" not in shown

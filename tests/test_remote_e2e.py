@@ -16,6 +16,7 @@ from conftest import chat, write_jsonl
 from synth_lab.client import SynthClient, submit
 from synth_lab.client.remote import RemoteJob
 from synth_lab.server.testing import ServerProcess, restart_while_watching
+from synth_lab.train.metrics import POINT_COLUMNS
 
 pytest.importorskip("torch")
 pytest.importorskip("peft")
@@ -76,6 +77,9 @@ def test_submit_trains_the_tiny_model_with_lora(server: ServerProcess, tmp_path:
     assert all(math.isfinite(p["value"]) for p in train_loss)
     assert [p["step"] for p in job.points if p["name"] == "val.loss"] == [2]
     assert {"train.learning_rate", "train.tokens_per_second"} <= {p["name"] for p in job.points}
+    table = job.metrics  # the same columns and types as a local run's TrainResult.metrics
+    assert list(table.columns) == list(POINT_COLUMNS)
+    assert str(table["created_at"].dtype) == "datetime64[ns, UTC]"
     final = server.data_dir / "jobs" / job.id / job.doc["result"]["final_dir"]
     assert not Path(job.doc["result"]["final_dir"]).is_absolute()  # no server paths
     adapter = json.loads((final / "adapter_config.json").read_text())

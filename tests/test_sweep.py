@@ -40,6 +40,23 @@ def base(extra: str = "") -> SFTConfig:
     return SFTConfig.from_toml(config_text(extra=extra))
 
 
+def test_an_axis_that_switches_the_mode_says_so() -> None:
+    with pytest.warns(UserWarning, match=r"sweep point 1 \(train_kind=fft\) trains full_finetune"):
+        points = grid(
+            base("[training.lora]\nr = 4"), {"hyperparameters.train_kind": ["peft", "fft"]}
+        )
+    assert [p.config.train_mode for p in points] == ["lora", "full_finetune"]
+
+
+def test_axes_that_switch_every_point_say_so_once() -> None:
+    with pytest.warns(UserWarning) as caught:
+        grid(base(), {"training.lora.r": [4, 8]})
+    assert [str(w.message) for w in caught] == [
+        "every sweep point trains lora, the base config trains full_finetune "
+        "(the overrides change the training mode)"
+    ]
+
+
 def test_grid_is_the_product_of_the_axes_in_order() -> None:
     points = grid(base(), {LR: [1e-3, 3e-3], "training.lora.r": [4, 8]})
     assert [p.overrides for p in points] == [

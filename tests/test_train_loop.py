@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import write_jsonl
@@ -90,7 +92,12 @@ def test_full_finetune_learns_and_writes_everything(tmp_path: Path) -> None:
 
 def test_lora_trains_only_the_adapter(tmp_path: Path) -> None:
     cfg = config_text(hyper='train_kind = "peft"', extra="[training.lora]\nr = 4\nalpha = 8")
-    result = run(cfg, records(16), output_dir=tmp_path / "run", max_steps=3, live=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run(cfg, records(16), output_dir=tmp_path / "run", max_steps=3, live=False)
+        model, _ = result.load()
+    # peft reads transformers' deprecated attribute; that noise stays out of the user's cell
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
     assert result.summary["mode"] == "lora"
     assert 0 < result.summary["trainable_params"] < result.summary["total_params"] / 5
     assert (result.final_dir / "adapter_model.safetensors").is_file()
@@ -100,7 +107,6 @@ def test_lora_trains_only_the_adapter(tmp_path: Path) -> None:
     assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in adapter.items())
 
     # The base weights inside the trained model are exactly the original ones.
-    model, _ = result.load()
     base = load_file(tiny_chat_path() / "model.safetensors")
     trained = {
         k.replace("base_model.model.", "").replace(".base_layer", ""): v
@@ -147,6 +153,32 @@ def test_interrupt_then_resume_repeats_the_uninterrupted_run(tmp_path: Path, mod
     for step in (4, 5, 6):
         assert got[step] == pytest.approx(expected[step], rel=1e-6, abs=1e-7)
     assert no_partial_folders(out)
+
+
+@pytest.mark.slow
+def test_live_view_says_how_to_resume_and_shows_the_whole_history(
+    tmp_path: Path, shell: Any
+) -> None:
+    from IPython.utils.capture import capture_output
+
+    def stop_at_2(point: MetricPoint) -> None:
+        if point.name == TRAIN_LOSS and point.step == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    kwargs = {"output_dir": out, "max_steps": 4, "live": True, "save_steps": 100}
+    with capture_output() as first:
+        result = run(config_text(), records(16), logger=stop_at_2, **kwargs)
+    assert result.status == "interrupted"
+    last = first.outputs[-1].data["text/plain"]
+    assert f"checkpoint saved: {out / 'step-000002'}" in last
+    assert f"to continue: synth_lab.train.run(..., output_dir={str(out)!r}, resume=True)" in last
+
+    with capture_output() as second:
+        run(config_text(), records(16), resume=True, **kwargs)
+    # the resumed run's view starts with the loss plot of steps 1-2 already drawn
+    assert "data:image/png;base64," in second.outputs[0].data["text/html"]
+    assert "step 2/4" in second.outputs[0].data["text/plain"]
 
 
 def test_best_checkpoint_is_kept_and_becomes_the_final_model(tmp_path: Path) -> None:

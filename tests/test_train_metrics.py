@@ -12,6 +12,7 @@ import pytest
 from synth_lab.train.metrics import (
     POINT_COLUMNS,
     TRAIN_LOSS,
+    TRAIN_LR,
     TRAIN_TOKENS_PER_SECOND,
     VAL_LOSS,
     CallbackLogger,
@@ -176,6 +177,67 @@ def test_live_view_escapes_html_and_text_logger_prints_progress() -> None:
     assert out.strip().splitlines()[-1].startswith("completed")
 
 
+def _png_height(frame: Any) -> int:
+    import base64
+
+    from matplotlib.image import imread
+
+    return imread(io.BytesIO(base64.b64decode(frame.png)), format="png").shape[0]
+
+
+def test_live_view_shows_no_axes_before_the_first_points() -> None:
+    from synth_lab.train.live import LiveView
+
+    shown: list[Any] = []
+    view = LiveView(min_interval=0, display=lambda obj, **_: shown.append(obj) or FakeHandle(shown))
+    view.start(RunInfo(total_steps=4, model="m"))
+    view.log([MetricPoint("train.tokens_per_second", 10.0, 1)])
+    assert all(f.png is None and "<img" not in f._repr_mimebundle_()["text/html"] for f in shown)
+    view.log([MetricPoint(TRAIN_LOSS, 2.0, 1)])
+    assert shown[-1].png and "data:image/png;base64," in shown[-1]._repr_mimebundle_()["text/html"]
+
+
+def test_live_view_has_a_learning_rate_and_grad_norm_panel() -> None:
+    from matplotlib.figure import Figure
+
+    from synth_lab.train.live import LiveView
+    from synth_lab.train.plot import plot_schedule
+
+    schedule = [MetricPoint(TRAIN_LR, 1e-3 * s, s) for s in range(1, 4)]
+    schedule += [MetricPoint("train.grad_norm", 0.5 + s, s) for s in range(1, 4)]
+    ax = plot_schedule(schedule, ax=Figure().add_subplot())
+    assert list(ax.get_lines()[0].get_ydata()) == [1e-3, 2e-3, 3e-3]
+    [twin] = [a for a in ax.figure.axes if a is not ax]
+    assert list(twin.get_lines()[0].get_ydata()) == [1.5, 2.5, 3.5]
+    assert twin.get_ylabel() == "grad norm"
+
+    heights = []
+    for extra in ([], schedule):
+        shown: list[Any] = []
+        view = LiveView(display=lambda obj, sink=shown, **_: sink.append(obj) or FakeHandle(sink))
+        view.start(RunInfo(total_steps=3, model="m"))
+        view.log([*points(3), *extra])
+        view.finish("completed")
+        heights.append(_png_height(shown[-1]))
+    assert heights[1] > heights[0] * 1.3  # a second panel under the loss plot
+
+
+def test_live_view_of_a_resumed_run_shows_the_earlier_steps() -> None:
+    from synth_lab.train.live import LiveView
+
+    shown: list[Any] = []
+    history = [MetricPoint(TRAIN_LOSS, 3.0 - s / 10, s) for s in range(1, 7)]
+    view = LiveView(
+        history=history, display=lambda obj, **_: shown.append(obj) or FakeHandle(shown)
+    )
+    view.start(RunInfo(total_steps=10, start_step=4, model="m"))
+    # the history up to the checkpoint (step 4) is drawn at once; steps 5-6 are redone
+    assert [p.step for p in view.progress.points] == [1, 2, 3, 4]
+    assert shown[0].png and "loss 2.6000" in shown[0].line
+    view.annotate("Interrupted at step 4; checkpoint saved: runs/x/step-000004")
+    assert "checkpoint saved: runs/x/step-000004" in shown[-1]._repr_mimebundle_()["text/plain"]
+
+
 @pytest.mark.slow
 def test_live_view_in_a_real_kernel(tmp_path) -> None:
     """In a notebook, run() shows one output that ends as the finished run with its plot."""
@@ -200,3 +262,37 @@ def test_live_view_in_a_real_kernel(tmp_path) -> None:
     html = shown[0].data["text/html"]
     assert "completed" in html and "step 3/3" in html and "data:image/png;base64," in html
     assert outputs[-1].data["text/plain"] == "'completed'"
+
+
+def test_local_and_remote_points_give_the_same_table() -> None:
+    pytest.importorskip("pandas")
+    from synth_lab.server.shapes import iso
+    from synth_lab.train.metrics import points_frame
+
+    local = [MetricPoint(TRAIN_LOSS, 2.5, 1, 0.5, "train", 1_700_000_000.25)]
+    # what the learning API sends (the server's own shape): ISO 8601 text, epoch may be null
+    remote = [
+        {
+            "name": TRAIN_LOSS,
+            "value": 2.5,
+            "step": 1,
+            "epoch": 0.5,
+            "phase": "train",
+            "created_at": iso(1_700_000_000.25),
+            "id": 7,
+        },
+        {
+            "name": VAL_LOSS,
+            "value": 2.0,
+            "step": 2,
+            "epoch": None,
+            "phase": None,
+            "created_at": iso(1_700_000_001.0),
+        },
+    ]
+    a, b = points_frame(local), points_frame(remote)
+    assert list(a.columns) == list(b.columns) == list(POINT_COLUMNS)
+    assert dict(a.dtypes) == dict(b.dtypes)
+    assert str(a["created_at"].dtype) == "datetime64[ns, UTC]"
+    assert a["created_at"][0] == b["created_at"][0]
+    assert b["phase"][1] == "train"

@@ -71,6 +71,15 @@ def test_config_editor_edits_in_the_browser(lab: Lab, tmp_path: Path) -> None:
             field.press("Enter")
             expect(output).to_contain_text("greater than 0")
             expect(preview).to_contain_text("n_epochs = 5")
+
+            field.fill("")  # cleared: the key goes away, the field stays blank
+            field.press("Enter")
+            expect(preview).not_to_contain_text("n_epochs")
+            expect(field).to_have_value("")
+
+            output.get_by_role("button", name="Dry run").click()  # the report, as HTML
+            report = output.locator(".jp-RenderedHTML", has_text="nothing was sent")
+            expect(report).to_contain_text("training dataset not specified")
             page.screenshot(path=str(tmp_path / "config_editor.png"))
         finally:
             browser.close()

@@ -26,7 +26,8 @@ def run_lint(args: argparse.Namespace) -> int:
     else:
         for problem in stream:
             errors += problem.severity == "error"
-            where = f"{args.file}:{problem.line}" + (f" {problem.path}" if problem.path else "")
+            where = args.file if problem.line is None else f"{args.file}:{problem.line}"
+            where += f" {problem.path}" if problem.path else ""
             hint = f" ({problem.hint})" if problem.hint else ""
             print(f"{where}: {problem.severity}: {problem.message}{hint}")
         print(f"{stream.records} records, {errors} error(s)", file=sys.stderr)

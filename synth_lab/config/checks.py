@@ -291,6 +291,14 @@ def consistency(model: schema.ConfigModel, place: Place) -> list[Problem]:
             f'mode = "{mode}" but train_kind = "fft"',
             'set train_kind = "peft"',
         )
+    if mode in ("full_finetune", "fft") and hp.train_kind == "peft" and not use_qlora:
+        add(
+            ("training", "mode"),
+            f'mode = "{mode}" but train_kind = "peft": train_kind wins, the job trains LoRA '
+            "adapters",
+            'set mode = "lora" for LoRA, or train_kind = "fft" for a full finetune',
+            "warning",
+        )
     if mode is not None and mode not in schema.KNOWN_MODES:
         guess = suggest(mode, schema.KNOWN_MODES)
         add(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -24,23 +25,38 @@ class SFTConfig(schema.ConfigModel):
     _source: str = PrivateAttr(default="")
     _path: Path | None = PrivateAttr(default=None)
     _warnings: tuple[Problem, ...] = PrivateAttr(default=())
+    _first_line: int = PrivateAttr(default=1)
 
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def from_toml(cls, text: str, *, path: str | os.PathLike[str] | None = None) -> SFTConfig:
-        """Parse and validate TOML text; raise :class:`ConfigError` listing every problem."""
-        data = parse_toml(text)
-        config, problems = checks.validate(data, key_positions(text), cls)
+    def from_toml(
+        cls, text: str, *, path: str | os.PathLike[str] | None = None, first_line: int = 1
+    ) -> SFTConfig:
+        """Parse and validate TOML text; raise :class:`ConfigError` listing every problem.
+
+        ``first_line`` is the line number of the text's first line where the user sees it (2
+        in a ``%%sft_config`` cell, whose magic is line 1), so every reported line matches.
+        """
+        offset = first_line - 1
+        try:
+            data = parse_toml(text)
+        except ConfigError as exc:
+            raise _shifted(exc, offset, text) from None
+        positions = {k: (line + offset, col) for k, (line, col) in key_positions(text).items()}
+        config, problems = checks.validate(data, positions, cls)
         if not isinstance(config, cls) or any(p.severity == "error" for p in problems):
             where = f" in {path}" if path else ""
             errors = sum(p.severity == "error" for p in problems)
             raise ConfigError(
-                f"Invalid SFT config{where}: {errors} problem(s)", problems, source=text
+                f"Invalid SFT config{where}: {errors} problem(s)",
+                problems,
+                source="\n" * offset + text,
             )
         config._source = text
         config._path = Path(path) if path is not None else None
         config._warnings = tuple(problems)
+        config._first_line = first_line
         return config
 
     @classmethod
@@ -118,8 +134,10 @@ class SFTConfig(schema.ConfigModel):
         return self._warnings
 
     def position(self, dotted: str) -> tuple[int | None, int | None]:
-        """``(line, col)`` of a key in the TOML text."""
-        return locate(key_positions(self.to_toml()), tuple(dotted.split(".")))
+        """``(line, col)`` of a key in the TOML text (as the user numbers it: see
+        :meth:`from_toml`'s ``first_line``)."""
+        line, col = locate(key_positions(self.to_toml()), tuple(dotted.split(".")))
+        return (line + self._first_line - 1, col) if line is not None else (line, col)
 
     # -- resolved values --------------------------------------------------------------------------
 
@@ -263,3 +281,13 @@ class SFTConfig(schema.ConfigModel):
         problems = self.remote_problems()
         if problems:
             raise ConfigError("The config is not ready for a remote job", problems)
+
+
+def _shifted(exc: ConfigError, offset: int, text: str) -> ConfigError:
+    """``exc`` with its line numbers moved down by ``offset`` lines."""
+    if not offset:
+        return exc
+    problems = [
+        p if p.line is None else dataclasses.replace(p, line=p.line + offset) for p in exc.problems
+    ]
+    return ConfigError(exc.title, problems, hint=exc.hint, source="\n" * offset + text)

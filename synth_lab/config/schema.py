@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+
+# TOML has real booleans: "yes", "true" or 1 where a bool belongs is a mistake, not a synonym.
+Bool = Annotated[bool, Strict()]
 
 
 class Section(BaseModel):
@@ -86,20 +89,20 @@ TOPOLOGY_KEYS: dict[str, type] = {
 
 
 class ValidationSection(Section):
-    enabled: bool = Field(default=True, description="Run validation during training.")
+    enabled: Bool = Field(default=True, description="Run validation during training.")
     evaluation_strategy: Literal["steps", "epoch", "no"] = Field(
         default="steps", description="When to evaluate: every `eval_steps` steps (`steps`)."
     )
     eval_steps: int = Field(
         default=0, ge=0, description="Steps between evaluations (0: backend default)."
     )
-    save_best_model_at_end: bool = Field(
+    save_best_model_at_end: Bool = Field(
         default=True, description="Keep the best checkpoint (by the metric) as the final model."
     )
     metric_for_best_model: str = Field(
         default="val.loss", min_length=1, description="Metric that picks the best checkpoint."
     )
-    greater_is_better: bool = Field(
+    greater_is_better: Bool = Field(
         default=False, description="Whether a larger metric is better (false for a loss)."
     )
 
@@ -130,7 +133,7 @@ class TrainingSection(Section):
         description="`full_finetune`, `lora`, `qlora`, `sft_offline` … (documentation; the "
         "backend infers it).",
     )
-    use_qlora: bool | None = Field(
+    use_qlora: Bool | None = Field(
         default=None, description="Train LoRA adapters on a 4-bit (NF4) quantised base model."
     )
     validation: ValidationSection | None = Field(
@@ -140,25 +143,25 @@ class TrainingSection(Section):
 
 
 class ParallelismSection(ForwardedSection):
-    use_deepspeed: bool | None = Field(default=None, description="Use DeepSpeed ZeRO.")
+    use_deepspeed: Bool | None = Field(default=None, description="Use DeepSpeed ZeRO.")
     deepspeed_stage: int | None = Field(default=None, ge=0, le=3, description="ZeRO stage 0–3.")
-    fsdp: bool | None = Field(default=None, description="Use PyTorch FSDP.")
+    fsdp: Bool | None = Field(default=None, description="Use PyTorch FSDP.")
     fsdp_sharding_strategy: (
         Literal["full_shard", "shard_grad_op", "no_shard", "hybrid_shard"] | None
     ) = Field(default=None, description="FSDP sharding strategy.")
     fsdp_auto_wrap_policy: str | None = Field(
         default=None, description="FSDP auto-wrap policy, e.g. `transformer_block`."
     )
-    fsdp_use_orig_params: bool | None = Field(
+    fsdp_use_orig_params: Bool | None = Field(
         default=None, description="FSDP `use_orig_params` (needed for LoRA under FSDP)."
     )
-    activation_checkpointing: bool | None = Field(
+    activation_checkpointing: Bool | None = Field(
         default=None, description="Recompute activations in the backward pass to save memory."
     )
     tensor_parallel_size: int | None = Field(default=None, gt=0, description="Tensor parallel.")
     pipeline_parallel_size: int | None = Field(default=None, gt=0, description="Pipeline parallel.")
-    bf16: bool | None = Field(default=None, description="bfloat16 mixed precision.")
-    fp16: bool | None = Field(default=None, description="float16 mixed precision.")
+    bf16: Bool | None = Field(default=None, description="bfloat16 mixed precision.")
+    fp16: Bool | None = Field(default=None, description="float16 mixed precision.")
 
 
 class HyperparametersSection(Section):
@@ -234,6 +237,10 @@ class ConfigModel(Section):
         default=None, description="Accepted for compatibility; not used by SFT jobs."
     )
 
+
+# What the local trainer uses for keys the config leaves out (the card shows them).
+DEFAULT_LEARNING_RATE: dict[str, float] = {"full_finetune": 2e-5, "lora": 2e-4, "qlora": 2e-4}
+DEFAULT_SEQUENCE_LENGTH = 2048  # or the model's own limit when that is smaller
 
 # Where LoRA settings may be written, most authoritative first, and the name each key has there.
 LORA_ALIASES: dict[str, str] = {

@@ -325,6 +325,13 @@ class _Encoder:
             )
             for k, m in enumerate(messages)
         ]
+        tools_end = self._tools_prompt_end(messages, tools, text, tok_at)
+        if tools_end and turns and tools_end <= turns[0].end:
+            # The template's own system prompt listing the tools is not the first message's.
+            first = turns[0]
+            trained = sum(label != IGNORE_INDEX for label in labels[tools_end : first.end])
+            turns[0] = TurnSpan(first.role, tools_end, first.end, trained)
+            turns.insert(0, TurnSpan("system", 0, tools_end, 0))
         n_trained = sum(label != IGNORE_INDEX for label in labels)
         kept = len(ids) if max_length is None else min(len(ids), max_length)
         lost = sum(label != IGNORE_INDEX for label in labels[kept:])
@@ -340,6 +347,24 @@ class _Encoder:
             offsets=offsets,
             exact=exact,
         )
+
+    def _tools_prompt_end(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        text: str,
+        tok_at: Any,
+    ) -> int:
+        """First token after the system block a template writes for ``tools`` when the
+        conversation has no system message of its own (0 when there is none)."""
+        if not tools or not messages or messages[0]["role"] == "system":
+            return 0
+        with_tools = _try_render(self.tokenizer, messages[:1], tools, self.kwargs)
+        without = _try_render(self.tokenizer, messages[:1], None, self.kwargs)
+        if not with_tools or not without or not with_tools.endswith(without):
+            return 0
+        prefix = len(with_tools) - len(without)
+        return tok_at(prefix) if prefix and text.startswith(with_tools[:prefix]) else 0
 
     def _exact_span(self, ids: list[int], first: int, stop: int) -> tuple[int, int, None] | None:
         """Trained tokens ``[first, last]``: up to the last special token the turn adds."""

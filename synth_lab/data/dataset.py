@@ -34,6 +34,7 @@ from synth_lab.data.chat import (
     resolve_tokenizer,
 )
 from synth_lab.data.preview import ChatPreview
+from synth_lab.data.problem_table import SEVERITY_COLOURS, ProblemFrame, first_problems
 from synth_lab.data.validate import Linter
 from synth_lab.errors import DatasetError, Problem
 
@@ -300,9 +301,10 @@ class Dataset:
 
     @property
     def problems(self) -> pd.DataFrame:
-        """Every problem as a table: line, path, code, severity, message, hint."""
+        """Every problem as a table: line, path, code, severity, message, hint (shown whole,
+        errors in red and warnings in amber)."""
         rows = [{k: getattr(p, k) for k in PROBLEM_COLUMNS} for p in self.problem_list()]
-        df = pd.DataFrame(rows, columns=list(PROBLEM_COLUMNS))
+        df = ProblemFrame(rows, columns=list(PROBLEM_COLUMNS))
         df["line"] = df["line"].astype("Int64")
         return df
 
@@ -423,13 +425,21 @@ class Dataset:
         more = len(df) - _HTML_ROWS
         tail = f"<p>… {more:,} more rows</p>" if more > 0 else ""
         table = df.head(_HTML_ROWS).to_html(escape=True, border=0)
-        return f"<div><p><b>Dataset</b>: {html.escape(self._headline())}</p>{table}{tail}</div>"
+        listed = "".join(
+            f"<li style='color:{SEVERITY_COLOURS.get(severity, 'inherit')}'>"
+            f"{html.escape(line)}</li>"
+            for severity, line in first_problems(self.problem_list())
+        )
+        shown = f"<ul>{listed}</ul>" if listed else ""
+        headline = f"<p><b>Dataset</b>: {html.escape(self._headline())}</p>"
+        return f"<div>{headline}{shown}{table}{tail}</div>"
 
     def __repr__(self) -> str:
         df = self.df
         more = len(df) - _HTML_ROWS
         tail = f"\n... {more:,} more rows" if more > 0 else ""
-        return f"Dataset: {self._headline()}\n{df.head(_HTML_ROWS).to_string()}{tail}"
+        problems = "".join(f"\n  {line}" for _, line in first_problems(self.problem_list()))
+        return f"Dataset: {self._headline()}{problems}\n{df.head(_HTML_ROWS).to_string()}{tail}"
 
 
 def _isna(value: Any) -> bool:

@@ -8,6 +8,8 @@ inside the handlers, so ``%load_ext synth_lab`` stays fast.
 
 from __future__ import annotations
 
+import difflib
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,9 +64,45 @@ class TrainArgs:
         )
 
 
+def _parse(magic: Any, line: str, prefix: str = "%") -> Any:
+    """``parse_argstring`` with a did-you-mean for a mistyped flag instead of a bare usage line
+    (``prefix`` is ``%%`` for a cell magic)."""
+    from IPython.core.error import UsageError
+
+    try:
+        return parse_argstring(magic, line)
+    except UsageError as exc:
+        message = str(exc)
+        if not message.startswith("unrecognized arguments:"):
+            raise
+        flags = [f for action in magic.parser._actions for f in action.option_strings if len(f) > 2]
+        unknown = message.split(":", 1)[1].split()
+        for word in unknown:
+            if word.startswith("-"):
+                guess = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.5)
+                name = prefix + magic.__name__
+                help_ = f"{name}? lists the options"
+                raise SynthLabError(
+                    f"{name}: unknown option '{word}'",
+                    hint=f"did you mean '{guess[0]}'? ({help_})" if guess else help_,
+                ) from None
+        name = prefix + magic.__name__
+        raise SynthLabError(
+            f"{name}: unexpected argument(s) {' '.join(unknown)}",
+            hint=f"{name}? lists the options; quote values that contain spaces",
+        ) from None
+
+
+def _plain_help(func: Any) -> Any:
+    """Drop the reST ``::`` that ``magic_arguments`` puts above the usage line (``%magic?``)."""
+    if func.__doc__ and func.__doc__.startswith("::\n"):
+        func.__doc__ = "Usage:" + func.__doc__[2:]
+    return func
+
+
 @magics_class
 class SynthLabMagics(Magics):
-    """``%%sft_config``, ``%sft_train`` and ``%sft_data``. Settings: ``%config SynthLabMagics``."""
+    """%%sft_config, %sft_train and %sft_data. Settings: %config SynthLabMagics."""
 
     full_tracebacks = Bool(
         False, help="Show full Python tracebacks for synth-lab errors instead of short messages."
@@ -78,11 +116,12 @@ class SynthLabMagics(Magics):
         errors.SHOW_TRACEBACKS = bool(change["new"])
 
     def close(self) -> None:
-        """Release what the magics hold (called by ``%unload_ext``)."""
+        """Release what the magics hold (called by %unload_ext)."""
         errors.SHOW_TRACEBACKS = False
 
     # -- %%sft_config ---------------------------------------------------------------------------
 
+    @_plain_help
     @magic_arguments()
     @argument("name", nargs="?", default=DEFAULT_CONFIG_NAME, help="variable to bind the config to")
     @argument("--save", metavar="PATH", help="also write the TOML to PATH")
@@ -93,13 +132,13 @@ class SynthLabMagics(Magics):
         The config is shown as a compact card. Problems are reported with their line:col inside
         the cell, the offending line and a did-you-mean hint; the cell then fails.
 
-        Example::
+        Example:
 
             %%sft_config my_cfg --save sft.toml
             [job]
             model = "Qwen/Qwen3-0.6B"
         """
-        args = parse_argstring(self.sft_config, line)
+        args = _parse(self.sft_config, line, "%%")
         from synth_lab.config import SFTConfig
 
         if not args.name.isidentifier():
@@ -107,7 +146,7 @@ class SynthLabMagics(Magics):
                 f"'{args.name}' is not a valid Python variable name",
                 hint="use e.g. %%sft_config my_config",
             )
-        config = SFTConfig.from_toml(cell)
+        config = SFTConfig.from_toml(cell, first_line=2)  # the magic is the cell's line 1
         if args.save:
             config.save(args.save)
         self.shell.user_ns[args.name] = config
@@ -115,6 +154,7 @@ class SynthLabMagics(Magics):
 
     # -- %sft_train -----------------------------------------------------------------------------
 
+    @_plain_help
     @magic_arguments()
     @argument(
         "--config", help=f"config variable name or TOML path (default: {DEFAULT_CONFIG_NAME})"
@@ -135,14 +175,14 @@ class SynthLabMagics(Magics):
     @argument("--no-wait", action="store_true", help="--remote: submit and return at once")
     @line_magic
     def sft_train(self, line: str) -> Any:
-        """Check (``--dry-run``) or run an SFT job from a config made with ``%%sft_config``.
+        """Check (--dry-run) or run an SFT job from a config made with %%sft_config.
 
-        Examples::
+        Examples:
 
             %sft_train --dry-run --dataset train.jsonl --examples 100
             %sft_train --local --config my_cfg --dataset train.jsonl --max-steps 20
         """
-        opts = TrainArgs.parse(parse_argstring(self.sft_train, line))
+        opts = TrainArgs.parse(_parse(self.sft_train, line))
         if opts.local and opts.remote:
             raise SynthLabError("--local and --remote exclude each other", hint="pick one")
         if opts.examples is not None and opts.examples <= 0:
@@ -153,7 +193,7 @@ class SynthLabMagics(Magics):
         if opts.dry_run:
             result = self._dry_run(opts)
         elif opts.local:
-            result = self._train_local(opts)
+            result = self._train_local(opts, line)
         else:
             result = self._train_remote(opts)
         if opts.name:
@@ -177,6 +217,19 @@ class SynthLabMagics(Magics):
                 "no config given and no variable named 'sft_config'",
                 hint="run a %%sft_config cell first, or pass --config NAME_OR_PATH",
             )
+        if not os.path.exists(opts.config) and opts.config.isidentifier():
+            names = [k for k, v in self.shell.user_ns.items() if isinstance(v, SFTConfig)]
+            guess = difflib.get_close_matches(opts.config, names, n=1)
+            hint = (
+                f"did you mean '{guess[0]}'?"
+                if guess
+                else f"configs in this notebook: {', '.join(sorted(names))}"
+                if names
+                else "create one with %%sft_config NAME, or pass a TOML file path"
+            )
+            raise SynthLabError(
+                f"no config named '{opts.config}' (neither a variable nor a file)", hint=hint
+            )
         return load_config(opts.config)
 
     def _dry_run(self, opts: TrainArgs) -> Any:
@@ -196,12 +249,13 @@ class SynthLabMagics(Magics):
             run.raise_for_errors()
         return run
 
-    def _train_local(self, opts: TrainArgs) -> Any:
+    def _train_local(self, opts: TrainArgs, line: str) -> Any:
         from pathlib import Path
 
         from synth_lab.train import run
 
         name = Path(opts.config).stem if opts.config else DEFAULT_CONFIG_NAME
+        again = line if opts.resume else f"{line.strip()} --resume"
         return run(
             self._config(opts),
             opts.dataset,
@@ -211,6 +265,7 @@ class SynthLabMagics(Magics):
             nproc=opts.nproc,
             examples=opts.examples,
             live=True,
+            resume_command=f"%sft_train {again.strip()}",
         )
 
     def _train_remote(self, opts: TrainArgs) -> Any:
@@ -219,8 +274,15 @@ class SynthLabMagics(Magics):
         backend = opts.backend or self.backend or None
         if opts.attach:
             return remote.attach(opts.attach, backend=backend, wait=opts.wait, live=True)
+        config = self._config(opts)
+        if not (config.compute and config.compute.gpu_type):
+            raise SynthLabError(
+                "this config has no [compute].gpu_type, so it cannot run as a remote job"
+                + ("" if opts.remote else " (the default without --local)"),
+                hint="use --local to train here, or set [compute].gpu_type for a remote job",
+            )
         return remote.submit(
-            self._config(opts),
+            config,
             opts.dataset,
             examples=opts.examples,
             backend=backend,
@@ -230,19 +292,20 @@ class SynthLabMagics(Magics):
 
     # -- %sft_data ------------------------------------------------------------------------------
 
+    @_plain_help
     @magic_arguments()
     @argument("path", help="chat JSONL file")
     @argument("--examples", type=int, help="load only the first N records")
     @line_magic
     def sft_data(self, line: str) -> Any:
-        """Load a chat JSONL file as a :class:`~synth_lab.data.dataset.Dataset` (a DataFrame view).
+        """Load a chat JSONL file as a Dataset (a DataFrame view).
 
-        Example::
+        Example:
 
             ds = %sft_data train.jsonl --examples 500
             ds.df.head()
         """
-        args = parse_argstring(self.sft_data, line)
+        args = _parse(self.sft_data, line)
         from synth_lab.data.dataset import Dataset
 
         if args.examples is not None and args.examples <= 0:
@@ -254,6 +317,7 @@ class SynthLabMagics(Magics):
 
     # -- %sft_sweep -----------------------------------------------------------------------------
 
+    @_plain_help
     @magic_arguments()
     @argument(
         "--config", help=f"config variable name or TOML path (default: {DEFAULT_CONFIG_NAME})"
@@ -287,13 +351,13 @@ class SynthLabMagics(Magics):
     def sft_sweep(self, line: str) -> Any:
         """Train a sweep (a grid or a random search) and compare the runs (a live table and plot).
 
-        Each ``--grid`` gives one axis: a dotted config key and its values in TOML syntax
-        (``1e-3``, ``true``, ``"text"``; bare words are strings); quote the whole axis, with
+        Each --grid gives one axis: a dotted config key and its values in TOML syntax
+        (1e-3, true, "text"; bare words are strings); quote the whole axis, with
         single quotes when the values hold double quotes. The sweep runs every
         combination; all are validated before the first run. Same as
-        :func:`synth_lab.sweep.run_sweep`.
+        synth_lab.sweep.run_sweep.
 
-        Examples::
+        Examples:
 
             %sft_sweep --dataset train.jsonl --grid "hyperparameters.learning_rate=1e-3,3e-3"
             %sft_sweep --config my_cfg --dataset train.jsonl --max-steps 50 --name sweep \\
@@ -303,7 +367,7 @@ class SynthLabMagics(Magics):
         """
         from synth_lab.sweep import SweepArgs, run_sweep
 
-        opts = SweepArgs.parse(parse_argstring(self.sft_sweep, line))
+        opts = SweepArgs.parse(_parse(self.sft_sweep, line))
         result = run_sweep(
             self._config(opts),  # type: ignore[arg-type]
             opts.axes,

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import re
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,7 +92,26 @@ def grid(
         except ConfigError as exc:
             raise _point_error(base, index, overrides, exc) from None
         points.append(SweepPoint(index, overrides, config))
+    for message in mode_switches(base, points):
+        warnings.warn(message, UserWarning, stacklevel=2)
     return points
+
+
+def mode_switches(base: SFTConfig, points: Sequence[SweepPoint]) -> list[str]:
+    """One message per point whose overrides change what is trained (full finetune, LoRA,
+    QLoRA) from the base config's mode, so a sweep never compares different modes silently."""
+    switched = [p for p in points if p.config.train_mode != base.train_mode]
+    modes = {p.config.train_mode for p in switched}
+    if len(switched) == len(points) > 1 and len(modes) == 1:
+        return [
+            f"every sweep point trains {modes.pop()}, the base config trains {base.train_mode} "
+            "(the overrides change the training mode)"
+        ]
+    return [
+        f"sweep point {p.index} ({p.label}) trains {p.config.train_mode}, "
+        f"the base config trains {base.train_mode}"
+        for p in switched
+    ]
 
 
 def _combinations(

@@ -30,6 +30,7 @@ def run(
     validation_split: float = 0.0,
     save_steps: int | None = None,
     keep_checkpoints: int = 2,
+    resume_command: str | None = None,
 ) -> TrainResult:
     """Finetune the config's model on chat data, here, and return the result.
 
@@ -53,6 +54,8 @@ def run(
             validation data.
         save_steps: Checkpoint every N steps (default: at every evaluation, else 10 per run).
         keep_checkpoints: Recent checkpoints to keep (the best one is always kept; 0 = all).
+        resume_command: What the live view tells the user to run to continue an interrupted
+            run (default: this call with ``resume=True``).
 
     Returns:
         A :class:`TrainResult` with status ``completed`` or ``interrupted``.
@@ -79,12 +82,12 @@ def run(
     memory = MemoryLogger()
     extra = as_logger(logger)
     view = None
+    history = out / "metrics.jsonl"
+    prior = read_jsonl(history) if resume and history.is_file() else []
     if live or (live is None and _in_notebook()):
         from synth_lab.train.live import LiveView
 
-        view = LiveView()
-    history = out / "metrics.jsonl"
-    prior = read_jsonl(history) if resume and history.is_file() else []
+        view = LiveView(history=prior)
     spec_args = {
         "config_toml": config.to_toml(),
         "output_dir": str(out),
@@ -106,9 +109,19 @@ def run(
         raise
     finally:
         group.close()
+    if view is not None and summary.get("status") == "interrupted":
+        view.progress.step = max(view.progress.step, int(summary.get("steps") or 0))
+        view.annotate(_resume_note(summary, out, resume_command))
     start = summary.get("start_step", 0)
     points = [p for p in prior if p.step <= start] + memory.points
     return TrainResult.from_summary(summary, points)
+
+
+def _resume_note(summary: dict, out: Path, command: str | None) -> str:
+    checkpoint = summary.get("last_checkpoint")
+    saved = f"checkpoint saved: {checkpoint}" if checkpoint else "no checkpoint was saved yet"
+    command = command or f"synth_lab.train.run(..., output_dir={os.fspath(out)!r}, resume=True)"
+    return f"Interrupted at step {summary.get('steps')}; {saved}\nto continue: {command}"
 
 
 def _run_here(

@@ -126,7 +126,9 @@ def load_records(dataset: Any, *, what: str = "training") -> list[Mapping[str, A
     errors = [p for p in ds.problem_list() if p.severity == "error"]
     if errors:
         where = f" ({ds.path})" if ds.path else ""
-        shown = "\n".join(f"  line {p.line}: {p.message}" for p in errors[:5])
+        shown = "\n".join(
+            f"  {'' if p.line is None else f'line {p.line}: '}{p.message}" for p in errors[:5]
+        )
         more = f"\n  … and {len(errors) - 5} more" if len(errors) > 5 else ""
         raise DatasetError(
             f"the {what} dataset{where} has {len(errors)} invalid record(s):\n{shown}{more}",

@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from synth_lab.train.metrics import (
+    TRAIN_GRAD_NORM,
     TRAIN_LOSS,
+    TRAIN_LR,
     TRAIN_TOKENS_PER_SECOND,
     VAL_LOSS,
     BaseLogger,
@@ -55,9 +57,14 @@ class _Progress:
         self.title = ""
         self.started = time.monotonic()
         self.latest: dict[str, float] = {}
+        self.note = ""
 
-    def start(self, info: RunInfo) -> None:
+    def start(self, info: RunInfo, history: Sequence[MetricPoint] = ()) -> None:
         self.total, self.start_step, self.step = info.total_steps, info.start_step, info.start_step
+        # a resumed run shows the steps before its checkpoint too (those after it are redone)
+        self.points = [p for p in history if p.step <= info.start_step]
+        for p in self.points:
+            self.latest[p.name] = p.value
         self.title = f"{info.model} · {info.mode} · {info.world_size} process(es)"
         self.status = "training"
         self.started = time.monotonic()
@@ -97,6 +104,7 @@ class _Frame:
         self.title = progress.title
         self.fraction = progress.step / progress.total if progress.total else 0.0
         self.status = progress.status
+        self.note = progress.note
         self.png = png
 
     def _repr_mimebundle_(self, **_: Any) -> dict[str, str]:
@@ -110,26 +118,41 @@ class _Frame:
             f"width:{100 * min(1.0, self.fraction):.1f}%'></div></div>"
         )
         img = f"<img src='data:image/png;base64,{self.png}'/>" if self.png else ""
+        style = "font-family:monospace;white-space:pre-wrap;margin-top:4px"
+        note = f"<div style='{style}'>{html.escape(self.note)}</div>" if self.note else ""
         body = (
             f"<div><div style='font-weight:600'>{html.escape(self.title)}</div>"
-            f"<div style='font-family:monospace'>{html.escape(self.line)}</div>{bar}{img}</div>"
+            f"<div style='font-family:monospace'>{html.escape(self.line)}</div>{bar}{note}{img}"
+            "</div>"
         )
-        return {"text/plain": self.line, "text/html": body}
+        text = f"{self.line}\n{self.note}" if self.note else self.line
+        return {"text/plain": text, "text/html": body}
 
 
 class LiveView(BaseLogger):
     """Live status, progress and loss plot in one notebook output, updated in place.
 
+    The plot appears with the first loss point (never empty axes); a second panel shows the
+    learning rate and the gradient norm once they are logged.
+
     Args:
         min_interval: Seconds between redraws at the least.
         plot: Draw the loss plot (the status line and bar are always shown).
         display: The display function (default: ``IPython.display.display``).
+        history: Points of the run so far (a resumed run's ``metrics.jsonl``); those up to
+            the step it resumes from are shown with the new ones.
     """
 
     def __init__(
-        self, *, min_interval: float = 0.5, plot: bool = True, display: Any = None
+        self,
+        *,
+        min_interval: float = 0.5,
+        plot: bool = True,
+        display: Any = None,
+        history: Sequence[MetricPoint] = (),
     ) -> None:
         self.progress = _Progress()
+        self._history = list(history)
         self._display = display
         self.min_interval = min_interval
         self.plot = plot
@@ -141,7 +164,7 @@ class LiveView(BaseLogger):
         self._shown = False
 
     def start(self, info: RunInfo) -> None:
-        self.progress.start(info)
+        self.progress.start(info, self._history)
         self._draw(force=True)
 
     def log(self, points: Sequence[MetricPoint]) -> None:
@@ -152,16 +175,30 @@ class LiveView(BaseLogger):
         self.progress.status = status
         self._draw(force=True)
 
-    def _render_png(self) -> str:
+    def annotate(self, note: str) -> None:
+        """Show ``note`` under the progress bar (e.g. where an interrupted run can resume)."""
+        self.progress.note = note
+        self._draw(force=True)
+
+    def _render_png(self) -> str | None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        from synth_lab.train.plot import plot_losses
+        from synth_lab.train.plot import plot_losses, plot_schedule
 
-        fig = Figure(figsize=(6, 3), dpi=90)
+        names = {p.name for p in self.progress.points}
+        if not names & {TRAIN_LOSS, VAL_LOSS}:
+            return None  # no axes until there is something to draw on them
+        schedule = bool(names & {TRAIN_LR, TRAIN_GRAD_NORM})
+        fig = Figure(figsize=(6, 4.4 if schedule else 3), dpi=90)
         FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
-        plot_losses(self.progress.points, ax=ax)
+        if schedule:
+            top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2.2, 1]})
+            plot_losses(self.progress.points, ax=top)
+            top.set_xlabel("")
+            plot_schedule(self.progress.points, ax=bottom)
+        else:
+            plot_losses(self.progress.points, ax=fig.add_subplot(1, 1, 1))
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
@@ -179,7 +216,10 @@ class LiveView(BaseLogger):
             return  # no display handle (not a notebook): show only starts, evaluations, end
         # Rendering the figure is the costly part: keep it under ~10% of wall time.
         plot_due = now - self._last_plot >= max(self.min_interval, 10 * self._plot_cost)
-        if self.plot and (force or plot_due):
+        first = self._png is None and any(
+            p.name in (TRAIN_LOSS, VAL_LOSS) for p in self.progress.points
+        )
+        if self.plot and (force or plot_due or first):
             began = time.monotonic()
             self._png = self._render_png()
             self._plot_cost = time.monotonic() - began

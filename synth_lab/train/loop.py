@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from synth_lab.config import load_config
+from synth_lab.config import load_config, schema
 from synth_lab.errors import MissingDependencyError, TrainingError
 from synth_lab.train import checkpoint as ckpt
 from synth_lab.train.data import StepPlan, encode_examples, load_records, pack, pack_rows
@@ -37,7 +37,7 @@ from synth_lab.train.model import choose_precision, count_parameters, load_model
 from synth_lab.train.spec import StopSignal, TrainSpec
 
 MAX_GRAD_NORM = 1.0
-DEFAULT_LR = {"full_finetune": 2e-5, "lora": 2e-4, "qlora": 2e-4}
+DEFAULT_LR = schema.DEFAULT_LEARNING_RATE
 _METRIC_ALIASES = {"eval_loss": VAL_LOSS, "loss": VAL_LOSS, "val_loss": VAL_LOSS}
 
 
@@ -104,7 +104,7 @@ def train(
 
     # -- data: encode, hold out validation, plan every step
     max_positions = getattr(model.config, "max_position_embeddings", None) or 2048
-    seq_len = hp.sequence_length or min(2048, max_positions)
+    seq_len = hp.sequence_length or min(schema.DEFAULT_SEQUENCE_LENGTH, max_positions)
     records = load_records(spec.dataset)
     val_records = load_records(spec.validation, what="validation") if spec.validation else None
     if spec.validation_split and not val_records:

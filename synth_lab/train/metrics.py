@@ -23,6 +23,7 @@ import orjson
 
 TRAIN_LOSS = "train.loss"
 TRAIN_LR = "train.learning_rate"
+TRAIN_GRAD_NORM = "train.grad_norm"  # before clipping
 TRAIN_TOKENS_PER_SECOND = "train.tokens_per_second"
 TRAIN_TOKENS = "train.tokens"  # cumulative real (non-padding) tokens trained on
 VAL_LOSS = "val.loss"
@@ -216,4 +217,25 @@ def points_frame(points: Iterable[MetricPoint | Mapping[str, Any]]) -> Any:
 
     rows = [p.to_dict() if isinstance(p, MetricPoint) else dict(p) for p in points]
     frame = pd.DataFrame(rows, columns=list(POINT_COLUMNS))
-    return frame.astype({"value": float, "step": int}) if rows else frame
+    # Local points carry Unix seconds, the remote API ISO 8601 text: one dtype for both, so
+    # tables of local runs and remote jobs line up (UTC timestamps).
+    frame["created_at"] = pd.Series(
+        [_timestamp(v) for v in frame["created_at"]], index=frame.index, dtype="datetime64[ns, UTC]"
+    )
+    frame["phase"] = frame["phase"].fillna("train").astype(str)
+    frame["step"] = frame["step"].fillna(0)
+    return frame.astype({"value": float, "step": int, "epoch": float})
+
+
+def _timestamp(value: Any) -> Any:
+    import pandas as pd
+
+    if value is None or (isinstance(value, float) and value != value):
+        return pd.NaT
+    if isinstance(value, (int, float)):
+        return pd.Timestamp(value, unit="s", tz="UTC")
+    try:
+        stamp = pd.Timestamp(value)
+    except ValueError:
+        return pd.NaT
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,13 +253,24 @@ def load_model(
     return model, tokenizer
 
 
+@contextlib.contextmanager
+def _peft_deprecation_quiet() -> Iterator[None]:
+    """Hide the FutureWarning peft triggers by reading transformers' deprecated
+    ``is_gradient_checkpointing`` when it wraps a model: nothing the user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield
+
+
 def _with_lora(model: Any, config: Any, adapter_from: Any, trainable: bool) -> Any:
     try:
         from peft import LoraConfig, PeftModel, get_peft_model
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise MissingDependencyError("peft", "LoRA training", extra="train") from exc
     if adapter_from is not None:
-        with quiet_progress():
+        with quiet_progress(), _peft_deprecation_quiet():
             return PeftModel.from_pretrained(model, str(adapter_from), is_trainable=trainable)
     lora = config.lora
     target = lora.target_modules
@@ -271,7 +283,8 @@ def _with_lora(model: Any, config: Any, adapter_from: Any, trainable: bool) -> A
         bias="none",
     )
     try:
-        return get_peft_model(model, peft_config)
+        with _peft_deprecation_quiet():
+            return get_peft_model(model, peft_config)
     except ValueError as exc:
         raise TrainingError(
             f"LoRA could not be applied: {exc}",

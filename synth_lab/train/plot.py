@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from synth_lab.train.metrics import TRAIN_LOSS, VAL_LOSS, MetricPoint
+from synth_lab.train.metrics import TRAIN_GRAD_NORM, TRAIN_LOSS, TRAIN_LR, VAL_LOSS, MetricPoint
 
 _STYLE = {
     TRAIN_LOSS: {"color": "tab:blue", "label": "train loss", "linewidth": 1.2},
@@ -13,7 +13,9 @@ _STYLE = {
 }
 
 
-def _series(points: Any) -> dict[str, tuple[list[int], list[float]]]:
+def _series(
+    points: Any, names: tuple[str, ...] = (TRAIN_LOSS, VAL_LOSS)
+) -> dict[str, tuple[list[int], list[float]]]:
     """``{name: (steps, values)}`` for the loss names, last value per step winning.
 
     A resumed run may log a step twice (the steps after its last checkpoint); like the remote
@@ -23,7 +25,7 @@ def _series(points: Any) -> dict[str, tuple[list[int], list[float]]]:
         rows: Iterable[Mapping[str, Any]] = points.to_dict("records")
     else:
         rows = (p.to_dict() if isinstance(p, MetricPoint) else p for p in points)
-    by_name: dict[str, dict[int, float]] = {TRAIN_LOSS: {}, VAL_LOSS: {}}
+    by_name: dict[str, dict[int, float]] = {name: {} for name in names}
     for row in rows:
         name = row.get("name")
         if name in by_name and row.get("value") is not None:
@@ -67,4 +69,34 @@ def plot_losses(points: Any, ax: Any = None, *, title: str | None = None) -> Any
     else:
         ax.text(0.5, 0.5, "no loss points yet", ha="center", va="center", transform=ax.transAxes)
     ax.grid(True, alpha=0.3)
+    return ax
+
+
+def plot_schedule(points: Any, ax: Any = None) -> Any:
+    """Draw the learning rate (left axis) and the gradient norm (right axis) against the step.
+
+    Args:
+        points: Metric points, as for :func:`plot_losses`.
+        ax: The matplotlib axes to draw on; a new figure's axes when ``None``.
+
+    Returns:
+        The axes (the gradient norm is on its twin).
+    """
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6, 2))
+    series = _series(points, (TRAIN_LR, TRAIN_GRAD_NORM))
+    steps, values = series[TRAIN_LR]
+    if steps:
+        ax.plot(steps, values, color="tab:green", linewidth=1.2, label="learning rate")
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+    ax.set_ylabel("learning rate", color="tab:green")
+    ax.set_xlabel("step")
+    ax.grid(True, alpha=0.3)
+    steps, values = series[TRAIN_GRAD_NORM]
+    if steps:
+        twin = ax.twinx()
+        twin.plot(steps, values, color="tab:purple", linewidth=1.0, alpha=0.8)
+        twin.set_ylabel("grad norm", color="tab:purple")
     return ax

@@ -1,198 +1,48 @@
-"""``ConfigEditor``: a form over :class:`SFTConfig`, generated from the schema.
+"""``ConfigEditor``: a form over :class:`SFTConfig`, generated from the schema, with actions.
 
-Each TOML section that matters for a run is a collapsible group; each scalar key a widget chosen
-by its type (bool: ``Checkbox``, int: ``IntText``, float: ``FloatText``, ``Literal``:
-``Dropdown``, str: ``Text``) with the schema's description as its tooltip. Every edit goes
-through :meth:`SFTConfig.replace`, so the form can never hold a config that does not validate.
+Each TOML section that matters for a run is a collapsible group (``[job]``, ``[data]``,
+``[compute]``, ``[hyperparameters]`` and its parallelism, ``[training]``, LoRA, validation);
+each key a widget chosen by its type (:mod:`synth_lab.widgets.form`) with the schema's
+description as its tooltip. Every edit goes through :meth:`SFTConfig.replace`, so the form can
+never hold a config that does not validate. Under the form: the problems of the last edit, a
+*Dry run* and a *Train* button, extra panels (:meth:`ConfigEditor.add_panel`) and the TOML.
 """
 
 from __future__ import annotations
 
 import html
-import types
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from collections.abc import Callable
+from typing import Any
 
-import annotated_types
 import ipywidgets as w
-from pydantic import BaseModel
-from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
-from synth_lab.config import SFTConfig, schema
-from synth_lab.errors import ConfigError, Problem
+from synth_lab.config import SFTConfig
+from synth_lab.errors import ConfigError, Problem, SynthLabError
 from synth_lab.widgets._base import WidgetView, problems_html
-
-FORM_SECTIONS: dict[str, tuple[str, ...] | None] = {
-    "job": ("model",),
-    "compute": None,
-    "hyperparameters": None,
-    "training": None,
-    "training.lora": None,
-    "training.validation": None,
-}
-"""The groups of the form, and the keys shown in each (``None``: every scalar key)."""
-
-HIDDEN: frozenset[str] = frozenset(
-    {"compute.variant", "hyperparameters.world_size"}
-    | {f"hyperparameters.{alias}" for alias in schema.LORA_ALIASES}
+from synth_lab.widgets.form import (
+    FORM_SECTIONS,
+    FieldSpec,
+    config_value,
+    display_value,
+    entry_problem,
+    form_fields,
+    labelled,
+    make_widget,
+    written_value,
 )
-"""Informational keys and old spellings the form leaves out (they still round-trip)."""
 
-Kind = Literal["bool", "int", "float", "choice", "str"]
-_NOT_SET = ""  # the Dropdown value of an optional Literal key that is not written
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One form field, derived from a schema field.
-
-    Attributes:
-        path: Dotted key path (``hyperparameters.learning_rate``).
-        kind: The widget kind.
-        description: The schema's description.
-        optional: Whether the key may be left out (``None``).
-        default: The schema default, or ``None``.
-        choices: The allowed values of a ``Literal`` key.
-        zero_unsets: A number field where 0 is invalid and so means "not set".
-    """
-
-    path: str
-    kind: Kind
-    description: str
-    optional: bool
-    default: Any = None
-    choices: tuple[str, ...] = ()
-    zero_unsets: bool = False
-
-
-def _union_args(annotation: Any) -> tuple[Any, ...]:
-    if get_origin(annotation) in (Union, types.UnionType):
-        return get_args(annotation)
-    return (annotation,)
-
-
-def _section_model(path: str) -> type[BaseModel]:
-    """The pydantic model of a dotted section path (``training.lora``)."""
-    model: type[BaseModel] = SFTConfig
-    for part in path.split("."):
-        args = [a for a in _union_args(model.model_fields[part].annotation) if a is not type(None)]
-        model = args[0]
-    return model
-
-
-def field_spec(path: str, info: FieldInfo) -> FieldSpec | None:
-    """The form field for a schema field, or ``None`` when it is not a scalar.
-
-    Args:
-        path: The dotted key path.
-        info: The pydantic field.
-
-    Returns:
-        The spec, or ``None`` for tables, lists and mixed types.
-    """
-    args = _union_args(info.annotation)
-    optional = type(None) in args
-    args = tuple(a for a in args if a is not type(None))
-    choices: tuple[str, ...] = ()
-    kind: Kind
-    if len(args) == 1 and get_origin(args[0]) is Literal:
-        kind, choices = "choice", tuple(get_args(args[0]))
-    elif args == (bool,):
-        kind = "bool"
-    elif args == (int,):
-        kind = "int"
-    elif args and set(args) <= {int, float}:
-        kind = "float"
-    elif args == (str,):
-        kind = "str"
-    else:
-        return None
-    default = None if info.default is PydanticUndefined else info.default
-    zero_unsets = optional and any(
-        isinstance(m, annotated_types.Gt) and m.gt >= 0 for m in info.metadata
-    )
-    return FieldSpec(path, kind, info.description or "", optional, default, choices, zero_unsets)
-
-
-def form_fields() -> Iterator[tuple[str, list[FieldSpec]]]:
-    """``(section, fields)`` for every group of the form, in order, derived from the schema."""
-    for section, only in FORM_SECTIONS.items():
-        specs = []
-        for name, info in _section_model(section).model_fields.items():
-            path = f"{section}.{name}"
-            if (only is not None and name not in only) or path in HIDDEN:
-                continue
-            spec = field_spec(path, info)
-            if spec is not None:
-                specs.append(spec)
-        yield section, specs
-
-
-def current_value(config: SFTConfig, path: str) -> Any:
-    """The value a config holds at a dotted path (``None`` where a section or key is unset)."""
-    node: Any = config
-    for part in path.split("."):
-        node = getattr(node, part, None)
-        if node is None:
-            return None
-    return node
-
-
-def _display_value(spec: FieldSpec, value: Any) -> Any:
-    if value is None:
-        value = spec.default
-    if spec.kind == "bool":
-        return bool(value)
-    if spec.kind in ("int", "float"):
-        return 0 if value is None else value
-    if spec.kind == "choice":
-        return _NOT_SET if value is None else value
-    return "" if value is None else str(value)
-
-
-def _config_value(spec: FieldSpec, value: Any) -> Any:
-    """The TOML value of a widget value (``None`` removes the key)."""
-    if spec.kind == "choice" and value == _NOT_SET:
-        return None
-    if spec.kind == "str" and spec.optional and value == "":
-        return None
-    if spec.zero_unsets and value == 0:
-        return None
-    return value
-
-
-def _make_widget(spec: FieldSpec) -> w.ValueWidget:
-    name = spec.path.rsplit(".", 1)[-1]
-    hint = spec.description + (" (0: not set)" if spec.zero_unsets else "")
-    common: dict[str, Any] = {
-        "description": name,
-        "tooltip": hint,
-        "style": {"description_width": "180px"},
-        "layout": w.Layout(width="420px"),
-    }
-    if spec.kind == "bool":
-        return w.Checkbox(indent=True, **common)
-    if spec.kind == "int":
-        return w.IntText(**common)
-    if spec.kind == "float":
-        return w.FloatText(**common)
-    if spec.kind == "choice":
-        options = [(c, c) for c in spec.choices]
-        if spec.optional:
-            options.insert(0, ("(not set)", _NOT_SET))
-        return w.Dropdown(options=options, **common)
-    return w.Text(**common)
+__all__ = ["FORM_SECTIONS", "ConfigEditor", "FieldSpec", "form_fields"]
 
 
 class ConfigEditor(WidgetView):
-    """A form that edits an :class:`SFTConfig`, with a live TOML preview and its problems.
+    """A form that edits an :class:`SFTConfig`, with a live TOML preview, its problems and
+    buttons to dry-run or train the config.
 
     The config is immutable: every edit builds a new one with :meth:`SFTConfig.replace`. When an
     edit does not validate, its problems are shown and :attr:`config` keeps the last valid
     config; the failing values stay in the form (and are retried with the next edit) until
-    they are fixed.
+    they are fixed. A key the TOML does not write is a blank field; clearing a field removes
+    its key.
 
     Args:
         config: The config to start from.
@@ -201,6 +51,13 @@ class ConfigEditor(WidgetView):
         fields: The value widget of each dotted key path.
         toml_preview: The TOML text as HTML.
         problems_view: The problems of the last edit (empty when it validated).
+        dry_run_button: Runs :meth:`dry_run` and shows the report in :attr:`output`.
+        train_button: Runs :meth:`train` (here, or on the learning API) in :attr:`output`.
+        target: ``"local"`` or ``"remote"``: where the Train button trains.
+        output: Where the buttons' results appear.
+        result: What the last button showed: a ``DryRun``, a ``TrainResult``, a ``RemoteJob``,
+            or the error it raised.
+        panels: Extra panels added with :meth:`add_panel`.
         widget: The root widget.
     """
 
@@ -210,26 +67,37 @@ class ConfigEditor(WidgetView):
         self._pending: dict[str, Any] = {}
         self._syncing = False
         self.problems: list[Problem] = []
+        self.result: Any = None
         self.specs: dict[str, FieldSpec] = {}
         self.fields: dict[str, w.ValueWidget] = {}
         groups, titles = [], []
         for section, specs in form_fields():
-            boxes = []
+            rows = []
             for spec in specs:
-                widget = _make_widget(spec)
+                widget = make_widget(spec)
                 widget.observe(self._on_edit(spec), names="value")
                 self.specs[spec.path] = spec
                 self.fields[spec.path] = widget
-                boxes.append(widget)
-            groups.append(w.VBox(boxes))
+                rows.append(labelled(spec, widget))
+            groups.append(w.VBox(rows))
             titles.append(f"[{section}]")
         self.form = w.Accordion(children=groups, titles=tuple(titles))
         self.form.selected_index = 0
         self.toml_preview = w.HTML()
         self.problems_view = w.HTML()
+        self.dry_run_button = w.Button(description="Dry run", icon="check")
+        self.train_button = w.Button(description="Train", icon="play", button_style="primary")
+        self.target = w.ToggleButtons(options=[("here", "local"), ("learning API", "remote")])
+        self.dry_run_button.on_click(lambda _: self._act(self.dry_run))
+        self.train_button.on_click(lambda _: self._act(self.train))
+        self.output = w.Output()
+        self.panels = w.VBox()
         preview = w.Accordion(children=[self.toml_preview], titles=("TOML",))
         preview.selected_index = 0
-        self.widget = w.VBox([self.form, self.problems_view, preview])
+        actions = w.HBox([self.dry_run_button, self.train_button, self.target])
+        self.widget = w.VBox(
+            [self.form, self.problems_view, actions, self.output, self.panels, preview]
+        )
         self.reset(config)
 
     @property
@@ -254,6 +122,21 @@ class ConfigEditor(WidgetView):
         self._callbacks.append(callback)
         return callback
 
+    def add_panel(self, title: str, panel: Any) -> None:
+        """Show an extra panel (any widget, or an object with a ``widget``) under the buttons.
+
+        A panel that follows the config subscribes with :meth:`on_change` and reads
+        :attr:`config` for its first state.
+
+        Args:
+            title: The panel's title.
+            panel: The widget.
+        """
+        widget = getattr(panel, "widget", panel)
+        box = w.Accordion(children=[widget], titles=(title,))
+        box.selected_index = 0
+        self.panels.children = (*self.panels.children, box)
+
     def reset(self, config: SFTConfig | None = None) -> None:
         """Show ``config`` (default: the current one) in the form, dropping failed edits."""
         if config is not None:
@@ -262,7 +145,8 @@ class ConfigEditor(WidgetView):
         self._syncing = True
         try:
             for path, widget in self.fields.items():
-                widget.value = _display_value(self.specs[path], current_value(self._config, path))
+                value = written_value(self._config, path)
+                widget.value = display_value(self.specs[path], widget, value)
         finally:
             self._syncing = False
         self._show([])
@@ -272,10 +156,60 @@ class ConfigEditor(WidgetView):
         self.fields[path].value = value
         return self._config
 
+    def dry_run(self, **kwargs: Any) -> Any:
+        """Dry-run :attr:`config` for the Train button's target (``[job].data`` is the
+        training file); keyword arguments go to :func:`synth_lab.dryrun.dry_run`."""
+        from synth_lab.dryrun import dry_run
+
+        return dry_run(self._config, local=self.target.value == "local", **kwargs)
+
+    def train(self, **kwargs: Any) -> Any:
+        """Train :attr:`config` here (:func:`synth_lab.train.run`) or submit it to the learning
+        API (:func:`synth_lab.client.remote.submit`, without waiting) and return the result or
+        job; keyword arguments go to that function."""
+        if self.problems:
+            raise ConfigError("The form holds an invalid value", self.problems)
+        if self.target.value == "local":
+            from synth_lab.train import run
+
+            self.result = run(self._config, live=True, **kwargs)
+        else:
+            from synth_lab.client.remote import submit
+
+            kwargs.setdefault("wait", False)
+            self.result = submit(self._config, **kwargs)
+        return self.result
+
+    def _act(self, action: Callable[[], Any]) -> None:
+        """Run a button's action, showing its result (or its error) in :attr:`output`."""
+        from IPython.display import HTML, display
+
+        self.output.clear_output()
+        with self.output:
+            try:
+                result = action()
+            except SynthLabError as exc:
+                self.result = exc
+                message = html.escape(str(exc))
+                display(HTML(f"<pre style='color:#b00020;white-space:pre-wrap'>{message}</pre>"))
+                return
+            self.result = result
+            if self.target.value == "remote" and action == self.train:
+                from synth_lab.widgets.job_monitor import JobMonitor
+
+                result = JobMonitor(result)
+            display(_as_html(result), raw=True)
+
     def _on_edit(self, spec: FieldSpec) -> Callable[[dict[str, Any]], None]:
         def handler(change: dict[str, Any]) -> None:
-            if not self._syncing:
-                self._apply(spec.path, _config_value(spec, change["new"]))
+            if self._syncing:
+                return
+            try:
+                value = config_value(spec, change["new"])
+            except ValueError as exc:
+                self._show([entry_problem(spec, exc)])
+                return
+            self._apply(spec.path, value)
 
         return handler
 
@@ -294,10 +228,18 @@ class ConfigEditor(WidgetView):
             callback(config)
 
     def _show(self, problems: list[Problem]) -> None:
-        self.problems = problems
+        self.problems = [p for p in problems if p.severity == "error"]
         self.problems_view.value = problems_html(
-            (p.location(), p.message, p.hint) for p in problems
+            (p.location(), p.message, p.hint) for p in self.problems
         )
         self.toml_preview.value = (
             f'<pre style="margin:0">{html.escape(self._config.to_toml())}</pre>'
         )
+
+
+def _as_html(result: Any) -> dict[str, Any]:
+    """The result's HTML and text only: the report is what the output area should show."""
+    bundle = result._repr_mimebundle_() if hasattr(result, "_repr_mimebundle_") else None
+    if not isinstance(bundle, dict):
+        return {"text/plain": repr(result)}
+    return {k: v for k, v in bundle.items() if not k.startswith("application/json")}
