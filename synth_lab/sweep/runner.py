@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from synth_lab._deps import require
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.sweep.grid import SweepPoint, grid
 from synth_lab.sweep.result import (
@@ -61,8 +62,13 @@ def run_sweep(
 
     Raises:
         ConfigError: A point gives an invalid config (nothing was run).
+        MissingDependencyError: A local sweep without the ``train`` extra (nothing was run).
     """
     config = load_config(base)
+    if not remote:
+        # Checked once here: each run would fail alike, and be recorded as a failed run.
+        require("torch", "Local training", "train")
+        require("transformers", "Local training", "train")
     if isinstance(axes_or_points, Sequence) and all(
         isinstance(p, SweepPoint) for p in axes_or_points
     ):
