@@ -21,7 +21,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	# The extension is built and linked by the rule below, so the editable install skips
+	# the wheel's build hook (hatch-jupyter-builder) that would build it a second time.
+	SKIP_JUPYTER_BUILDER=1 $(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
@@ -30,7 +32,8 @@ $(LABEXT)/package.json: $(EXT_SRC) | $(STAMP)
 	cd extension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm install --immutable
 	cd extension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm build:prod
 	mkdir -p $(dir $(LABEXT))
-	ln -sfn "$(CURDIR)/extension/labextension" $(LABEXT)
+	rm -rf $(LABEXT)  # a copy left by an earlier non-editable install would shadow the link
+	ln -s "$(CURDIR)/extension/labextension" $(LABEXT)
 
 demo: setup
 	mkdir -p out
