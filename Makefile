@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch; the package itself only asks for torch>=2.4.
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
-EXTRAS := notebook,train,qlora,server,dev
+EXTRAS := notebook,lab,train,qlora,server,qwen,dev
 
 LABEXT := $(VENV)/share/jupyter/labextensions/synth-lab-sft-toml
 EXT_SRC := extension/package.json extension/yarn.lock extension/tsconfig.json extension/.yarnrc.yml \
