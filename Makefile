@@ -17,12 +17,12 @@ EXT_SRC := extension/package.json extension/yarn.lock extension/tsconfig.json ex
 
 setup: $(STAMP) $(LABEXT)/package.json
 
+# The extension is built and linked by the rule below, so the editable install skips the
+# wheel's build hook (hatch-jupyter-builder), which would build it a second time.
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	# The extension is built and linked by the rule below, so the editable install skips
-	# the wheel's build hook (hatch-jupyter-builder) that would build it a second time.
 	SKIP_JUPYTER_BUILDER=1 $(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	$(BIN)/python -m pip check
 	touch $(STAMP)
