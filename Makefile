@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch; the package itself only asks for torch>=2.4.
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
-EXTRAS := notebook,train,qlora,server,dev
+EXTRAS := notebook,lab,train,qlora,server,qwen,dev
 
 LABEXT := $(VENV)/share/jupyter/labextensions/synth-lab-sft-toml
 EXT_SRC := extension/package.json extension/yarn.lock extension/tsconfig.json extension/.yarnrc.yml \
@@ -17,11 +17,13 @@ EXT_SRC := extension/package.json extension/yarn.lock extension/tsconfig.json ex
 
 setup: $(STAMP) $(LABEXT)/package.json
 
+# The extension is built and linked by the rule below, so the editable install skips the
+# wheel's build hook (hatch-jupyter-builder), which would build it a second time.
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	SKIP_JUPYTER_BUILDER=1 $(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
@@ -30,7 +32,8 @@ $(LABEXT)/package.json: $(EXT_SRC) | $(STAMP)
 	cd extension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm install --immutable
 	cd extension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm build:prod
 	mkdir -p $(dir $(LABEXT))
-	ln -sfn "$(CURDIR)/extension/labextension" $(LABEXT)
+	rm -rf $(LABEXT)  # a copy left by an earlier non-editable install would shadow the link
+	ln -s "$(CURDIR)/extension/labextension" $(LABEXT)
 
 demo: setup
 	mkdir -p out

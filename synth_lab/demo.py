@@ -28,8 +28,10 @@ def run_notebook(
     Returns:
         The executed notebook (an ``nbformat.NotebookNode``).
     """
-    import nbformat
-    from nbclient import NotebookClient
+    from synth_lab._deps import require
+
+    nbformat = require("nbformat", "Running notebooks (synth_lab.demo)", "lab")
+    NotebookClient = require("nbclient", "Running notebooks (synth_lab.demo)", "lab").NotebookClient
 
     notebook_path = Path(path).resolve()
     notebook = nbformat.read(notebook_path, as_version=4)
@@ -42,7 +44,7 @@ def run_notebook(
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     client.execute()
     if output_html is not None:
-        from nbconvert import HTMLExporter
+        HTMLExporter = require("nbconvert", "HTML export (synth_lab.demo)", "lab").HTMLExporter
 
         body, _ = HTMLExporter().from_notebook_node(notebook)
         target = Path(output_html)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from synth_lab import readiness
+from synth_lab._deps import require
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import ConfigError, Problem
 from synth_lab.payload import (
@@ -162,19 +163,17 @@ class DryRun:
         status = "ok" if self.ok else f"{len(self.errors)} error(s)"
         return f"<DryRun {self.config.job.model}: {self.records} records, {status}>"
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        # No application/json: JupyterLab prefers it over the HTML and shows a collapsed tree.
+        # The data stays at .to_dict() / .errors_dict().
         from synth_lab.report import dry_run_html
 
-        return {
-            "text/plain": self.format_text(),
-            "text/html": dry_run_html(self),
-            "application/json": self.to_dict() if self.ok else self.errors_dict(),
-        }
+        return {"text/plain": self.format_text(), "text/html": dry_run_html(self)}
 
     @property
     def problems_df(self) -> Any:
         """The problems as a pandas DataFrame (source, line, col, path, code, severity, ...)."""
-        import pandas as pd
+        pd = require("pandas", "DryRun.problems_df", "notebook")
 
         columns = ["source", "line", "col", "path", "code", "severity", "message", "hint"]
         rows = [{"source": s, **p.to_dict()} for s, p in self.problems]

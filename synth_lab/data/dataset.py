@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pandas as pd
 
+from synth_lab._deps import require
 from synth_lab._files import atomic_write_bytes
 from synth_lab.data._linter import UNPARSED, open_dataset
 from synth_lab.data.chat import (
@@ -37,6 +37,8 @@ from synth_lab.data.preview import ChatPreview
 from synth_lab.data.problem_table import SEVERITY_COLOURS, ProblemFrame, first_problems
 from synth_lab.data.validate import Linter
 from synth_lab.errors import DatasetError, Problem
+
+pd = require("pandas", "The Dataset kit (%sft_data, Dataset)", "notebook")
 
 PROBLEM_COLUMNS = ("line", "path", "code", "severity", "message", "hint")
 _CHUNK = 512  # records encoded per batch: bounds memory, keeps batch tokenisation fast

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from synth_lab._deps import require
 from synth_lab.data.chat import resolve_tokenizer
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ def plot_lengths(
     ds = dataset if same or tok is None else dataset.with_tokenizer(tok, seq)
     stats = [s for s in ds._token_stats() or () if s is not None]
     if ax is None:
+        require("matplotlib", "Plotting", "notebook")
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=(7, 3.5))

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from synth_lab._deps import require
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import SynthLabError
 from synth_lab.sweep import status as st
@@ -96,8 +97,13 @@ def run_sweep(
     Raises:
         ConfigError: A point gives an invalid config (nothing was run).
         SynthLabError: ``output_dir`` holds another sweep, or holds this one without ``resume``.
+        MissingDependencyError: A local sweep without the ``train`` extra (nothing was run).
     """
     config = load_config(base)
+    if not remote:
+        # Checked once here: each run would fail alike, and be recorded as a failed run.
+        require("torch", "Local training", "train")
+        require("transformers", "Local training", "train")
     points = _points(config, axes_or_points, budget, search_seed)
     if not isinstance(max_parallel, int) or max_parallel < 1:
         raise SynthLabError(f"max_parallel must be a positive integer, got {max_parallel!r}")

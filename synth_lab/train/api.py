@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from synth_lab._deps import require
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import DatasetError, TrainingError
 from synth_lab.train.metrics import JSONLLogger, LoggerGroup, MemoryLogger, as_logger, read_jsonl
@@ -63,8 +64,11 @@ def run(
     Raises:
         ConfigError, DatasetError: Bad config or data, before anything is trained.
         TrainingError: Training failed (in a worker: with the worker's traceback).
-        MissingDependencyError: QLoRA without bitsandbytes, DeepSpeed without deepspeed.
+        MissingDependencyError: No torch or transformers (the ``train`` extra), QLoRA without
+            bitsandbytes, DeepSpeed without deepspeed.
     """
+    require("torch", "Local training", "train")
+    require("transformers", "Local training", "train")
     config = load_config(config)
     if max_steps is not None and max_steps < 1:
         raise TrainingError(f"max_steps must be at least 1, got {max_steps}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from synth_lab._deps import require
 from synth_lab.train.metrics import TRAIN_GRAD_NORM, TRAIN_LOSS, TRAIN_LR, VAL_LOSS, MetricPoint
 
 _STYLE = {
@@ -51,6 +52,7 @@ def plot_losses(points: Any, ax: Any = None, *, title: str | None = None) -> Any
         The axes.
     """
     if ax is None:
+        require("matplotlib", "Plotting", "notebook")
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=(6, 3.2))

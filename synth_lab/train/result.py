@@ -132,7 +132,7 @@ class TrainResult:
     def __repr__(self) -> str:
         return f"TrainResult({self._headline()}, output_dir={os.fspath(self.output_dir)!r})"
 
-    def _repr_mimebundle_(self, **_: Any) -> dict[str, Any]:
+    def _repr_mimebundle_(self, **_: Any) -> dict[str, str]:
         rows = [
             ("model", self.summary.get("model")),
             ("mode", self.summary.get("mode")),
@@ -146,4 +146,5 @@ class TrainResult:
             for k, v in rows
         )
         body = f"<div><b>{html.escape(self._headline())}</b><table>{cells}</table></div>"
-        return {"text/plain": repr(self), "text/html": body, "application/json": self.to_dict()}
+        # HTML only (JupyterLab would render application/json as a tree); data: .to_dict().
+        return {"text/plain": repr(self), "text/html": body}

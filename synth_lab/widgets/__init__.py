@@ -10,8 +10,13 @@ Importing this package loads ipywidgets but not torch, transformers, pandas or m
 
 from __future__ import annotations
 
-from synth_lab.widgets.config_editor import ConfigEditor
-from synth_lab.widgets.dataset_explorer import DatasetExplorer
-from synth_lab.widgets.job_monitor import JobMonitor
+from synth_lab._deps import require
+
+# Before the widget modules, so that a missing ipywidgets names the extra to install.
+require("ipywidgets", "The widgets (synth_lab.widgets)", "notebook")
+
+from synth_lab.widgets.config_editor import ConfigEditor  # noqa: E402
+from synth_lab.widgets.dataset_explorer import DatasetExplorer  # noqa: E402
+from synth_lab.widgets.job_monitor import JobMonitor  # noqa: E402
 
 __all__ = ["ConfigEditor", "DatasetExplorer", "JobMonitor"]
