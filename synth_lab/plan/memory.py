@@ -20,6 +20,7 @@ NCCL_BUFFERS = GIB // 2  # NCCL communicators and their staging buffers, when di
 ALLOCATOR_RESERVE = 0.05  # fragmentation of the caching allocator, as a share of the rest
 LOGITS_CHUNK = 1024  # positions whose logits the chunked cross-entropy holds at once
 NF4_BLOCK, NF4_BLOCK2 = 64, 256  # bitsandbytes: 64 weights per absmax, 256 absmaxes per fp32 one
+NF4_FIXED = 16 * 4 + 4 + 256 * 4  # per weight: the NF4 code, an offset, the 8-bit absmax code
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,12 @@ class Term:
         return {"name": self.name, "category": self.category, "bytes": self.bytes, "how": self.how}
 
 
+def nf4_constants(n: int) -> int:
+    """Bytes of a 4-bit weight's quantization state (bitsandbytes NF4, double quantization)."""
+    blocks = -(-n // NF4_BLOCK)
+    return blocks + 4 * -(-blocks // NF4_BLOCK2) + NF4_FIXED
+
+
 def trainable_params(shape: ModelShape, s: Setup) -> int:
     if s.mode == "full_finetune":
         return shape.params
@@ -110,14 +117,17 @@ def static_terms(shape: ModelShape, s: Setup) -> list[Term]:
             base = base_b * n // dp
             how = f"{n:,} frozen params × {base_b} B" + split(dp)
         else:
-            lin = shape.layers * shape.linear_params_per_layer
-            consts = lin // NF4_BLOCK + 4 * (lin // (NF4_BLOCK * NF4_BLOCK2))
+            sizes = [a * b for _, a, b in shape.projections()]
+            lin = shape.layers * sum(sizes)
+            consts = shape.layers * sum(nf4_constants(size) for size in sizes)
             rest = n - lin
             base = (lin // 2 + consts + 4 * rest) // dp
             how = (
                 f"{lin:,} linear params × 0.5 B (NF4) + {consts:,} B quantization constants "
-                f"(1 B per {NF4_BLOCK} + 4 B per {NF4_BLOCK * NF4_BLOCK2}, double quant) + "
-                f"{rest:,} other params × 4 B (upcast to fp32 for k-bit training)" + split(dp)
+                + f"(per weight: 1 B absmax per {NF4_BLOCK}, 4 B per {NF4_BLOCK2} absmaxes, "
+                f"{NF4_FIXED} B of code tables) "
+                + f"+ {rest:,} other params × 4 B (upcast to fp32 for k-bit training)"
+                + split(dp)
             )
         terms.append(Term("frozen base", "weights", base, how))
         how = f"{t:,} adapter params (r={s.lora_r}) × 4 B fp32" + split(dp)

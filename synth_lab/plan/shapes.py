@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from synth_lab.errors import ConfigError, Problem
+from synth_lab.models.tiny import TINY_CHAT_ID
 
 
 @dataclass(frozen=True)
@@ -73,14 +74,6 @@ class ModelShape:
         return 3 * self.hidden * self.intermediate
 
     @property
-    def linear_params_per_layer(self) -> int:
-        """Weights of one layer's linear projections: what LoRA targets and QLoRA quantizes."""
-        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        attn = self.hidden * q + 2 * self.hidden * kv + q * self.hidden
-        mlp = self.mlp_params - (self.hidden * self.experts if self.experts else 0)
-        return attn + mlp
-
-    @property
     def layer_params(self) -> int:
         return self.attention_params + self.mlp_params + self.norms_per_layer * self.hidden
 
@@ -98,24 +91,23 @@ class ModelShape:
         unused = (self.experts - self.experts_per_token) * 3 * self.hidden
         return self.params - self.layers * unused * self.expert_intermediate
 
+    def projections(self) -> list[tuple[str, int, int]]:
+        """One layer's linear projections as ``(name, in, out)`` (MoE: one row per expert's)."""
+        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        h = self.hidden
+        rows = [("q_proj", h, q), ("k_proj", h, kv), ("v_proj", h, kv), ("o_proj", q, h)]
+        i = self.expert_intermediate if self.experts else self.intermediate
+        mlp = [("gate_proj", h, i), ("up_proj", h, i), ("down_proj", i, h)]
+        return rows + mlp * (self.experts or 1)
+
     def lora_params(self, r: int, target: str | list[str] | tuple[str, ...]) -> int:
         """Trainable adapter parameters: ``r × (in + out)`` for every targeted projection."""
-        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        h, i = self.hidden, self.intermediate
-        dims = {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h)}
-        if not self.experts:
-            dims.update(gate_proj=(h, i), up_proj=(h, i), down_proj=(i, h))
-        names = (
-            list(dims)
-            if target == "all-linear"
-            else [target]
-            if isinstance(target, str)
-            else target
+        names = [target] if isinstance(target, str) and target != "all-linear" else target
+        per_layer = sum(
+            r * (a + b)
+            for name, a, b in self.projections()
+            if target == "all-linear" or name in names
         )
-        per_layer = sum(r * (a + b) for name, (a, b) in dims.items() if name in names)
-        if self.experts and target == "all-linear":  # every expert's three projections
-            e = self.expert_intermediate
-            per_layer += self.experts * 3 * r * (h + e)
         return self.layers * per_layer
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,7 +135,7 @@ _G2N, _G3N = {**_G2, "head_dim": 128}, {**_G3, "head_dim": 128}
 # vocabulary, tied embeddings). Gemma 3 4B+ count the text model only (no vision tower).
 # fmt: off
 BUILTIN: dict[str, dict[str, Any]] = {
-    "synth-lab/tiny-chat": _row("qwen3", 64, 256, 2, 4, 2, 1024, True, head_dim=16, qk_norm=True),
+    "synth-lab/tiny-chat": _row("qwen3", 64, 256, 2, 4, 2, 530, True, head_dim=16, qk_norm=True),
     "Qwen/Qwen3-0.6B": _row("qwen3", 1024, 3072, 28, 16, 8, 151936, True, **_Q3),
     "Qwen/Qwen3-1.7B": _row("qwen3", 2048, 6144, 28, 16, 8, 151936, True, **_Q3),
     "Qwen/Qwen3-4B": _row("qwen3", 2560, 9728, 36, 32, 8, 151936, True, **_Q3),
@@ -199,6 +191,14 @@ def _builtin(model_id: str) -> ModelShape | None:
             bare.removesuffix("-instruct").removesuffix("-it")
         )
     return ModelShape(id=model_id, **BUILTIN[key]) if key else None
+
+
+def _tiny_chat_config() -> Path | None:
+    """The embedded model's ``config.json`` once it has been built (the table has it otherwise)."""
+    from synth_lab.models.tiny import _BUILD_NAME, cache_root
+
+    found = cache_root() / _BUILD_NAME / "config.json"
+    return found if found.is_file() else None
 
 
 def _hf_cache_config(model_id: str) -> Path | None:
@@ -269,10 +269,10 @@ def resolve_shape(
         if (folder / "config.json").is_file():
             data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
             return shape_from_config(data, model_id, f"{folder.name}/config.json")
-    cached = _hf_cache_config(model_id)
+    cached = _tiny_chat_config() if model_id == TINY_CHAT_ID else _hf_cache_config(model_id)
     if cached is not None:
         data = json.loads(cached.read_text(encoding="utf-8"))
-        return shape_from_config(data, model_id, "Hugging Face cache config.json")
+        return shape_from_config(data, model_id, f"cached {cached.parent.name[:8]}…/config.json")
     found = _builtin(model_id)
     if found is not None:
         return found
