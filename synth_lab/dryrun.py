@@ -54,6 +54,8 @@ class DryRun:
     config_problems: list[Problem]
     examples: int | None = None
     tokens: dict[str, Any] | None = None
+    plan: Any = None  # synth_lab.plan.Plan: per-GPU memory, verdict, time and cost
+    plan_error: str | None = None  # why there is no plan (an unknown model, say)
 
     @property
     def problems(self) -> list[tuple[str, Problem]]:
@@ -123,6 +125,7 @@ class DryRun:
         }
         if self.validation:
             out["validation_dataset"] = self.validation.to_dict()
+        out["plan"] = self.plan.to_dict() if self.plan is not None else None
         return out
 
     def errors_dict(self) -> dict[str, Any]:
@@ -301,6 +304,7 @@ def dry_run(
     payload = build_payload(
         cfg, TRAINING_FILE_PLACEHOLDER, VALIDATION_FILE_PLACEHOLDER if val_path else None
     )
+    plan, plan_error = _plan(cfg, train_path if training.valid_records else None, tokens)
     return DryRun(
         config=cfg,
         payload=payload,
@@ -310,4 +314,19 @@ def dry_run(
         config_problems=config_problems,
         examples=examples,
         tokens=tokens,
+        plan=plan,
+        plan_error=plan_error,
     )
+
+
+def _plan(cfg: SFTConfig, dataset: Any, tokens: dict[str, Any] | None) -> tuple[Any, str | None]:
+    """The launch plan, or why there is none (the dry run reports it; it does not fail)."""
+    from synth_lab.errors import SynthLabError
+    from synth_lab.plan import estimate
+
+    try:
+        return estimate(cfg, dataset, tokens=tokens), None
+    except SynthLabError as exc:
+        problems = getattr(exc, "problems", None)
+        hint = problems[0].hint if problems else exc.hint
+        return None, f"{exc.message}" + (f" — {hint}" if hint else "")

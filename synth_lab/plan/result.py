@@ -38,9 +38,14 @@ class Suggestion:
             "why": self.why,
         }
 
-    def describe(self) -> str:
-        keys = ", ".join(f"{k} = {v!r}" for k, v in self.overrides.items())
-        return f"{self.why} → {gb(self.per_gpu_total)} per GPU [{keys}]"
+    def describe(self, max_keys: int = 4) -> str:
+        """One line: why, the new per-GPU total, the overrides (the first few, for width)."""
+        items = list(self.overrides.items())
+        keys = ", ".join(f"{k} = {_toml(v)}" for k, v in items[:max_keys])
+        more = (
+            f", … {len(items) - max_keys} more (to_dict() has all)" if len(items) > max_keys else ""
+        )
+        return f"{self.why} → {gb(self.per_gpu_total)} per GPU [{keys}{more}]"
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,8 @@ class Plan:
 
     def _summary_rows(self) -> list[tuple[str, str]]:
         s, st = self.shape, self.setup
+        compute = self.config.compute
+        assumed = "" if compute and compute.gpu_type else " (no [compute].gpu_type: assumed)"
         hours, usd = self.time.get("hours"), self.cost.get("usd")
         time = "unknown (no token count)" if hours is None else f"{hours:,.2f} h"
         if usd is not None:
@@ -138,13 +145,14 @@ class Plan:
                 f"{'on' if st.checkpointing else 'off'}, {st.precision}",
             ),
             ("Per GPU", " + ".join(f"{c} {gb(self.per_gpu[c])}" for c in CATEGORIES)),
-            ("Total", f"{gb(self.total)} of {gb(self.gpu.memory)} ({self.gpu.name})"),
+            ("Total", f"{gb(self.total)} of {gb(self.gpu.memory)} ({self.gpu.name}{assumed})"),
             ("Tokens", f"{_num(self.time.get('tokens'))} ({self.time['tokens_how']})"),
             ("Time", time + f", assumed MFU {self.time['assumed_mfu']:.0%}"),
         ]
 
-    def format_text(self) -> str:
-        lines = ["Launch plan", "  " + self.headline()]
+    def format_text(self, *, headline: bool = True) -> str:
+        """The plan for terminals (``headline=False``: the caller printed it already)."""
+        lines = ["Launch plan"] + (["  " + self.headline()] if headline else [])
         lines += [f"  {k:10} {v}" for k, v in self._summary_rows()]
         lines.append("  Terms (per GPU):")
         lines += [f"    {t.name:18} {gb(t.bytes):>10}  {t.how}" for t in self.terms]
@@ -192,6 +200,12 @@ class Plan:
             "vertical-align:top}</style>"
         )
         return {"text/plain": self.format_text(), "text/html": css + self.html()}
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f'"{value}"' if isinstance(value, str) else str(value)
 
 
 def _num(n: int | None) -> str:
