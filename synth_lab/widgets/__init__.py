@@ -13,5 +13,6 @@ from __future__ import annotations
 from synth_lab.widgets.config_editor import ConfigEditor
 from synth_lab.widgets.dataset_explorer import DatasetExplorer
 from synth_lab.widgets.job_monitor import JobMonitor
+from synth_lab.widgets.plan_panel import PlanPanel
 
-__all__ = ["ConfigEditor", "DatasetExplorer", "JobMonitor"]
+__all__ = ["ConfigEditor", "DatasetExplorer", "JobMonitor", "PlanPanel"]

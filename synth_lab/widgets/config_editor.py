@@ -23,6 +23,7 @@ from pydantic_core import PydanticUndefined
 from synth_lab.config import SFTConfig, schema
 from synth_lab.errors import ConfigError, Problem
 from synth_lab.widgets._base import WidgetView, problems_html
+from synth_lab.widgets.plan_panel import PlanPanel
 
 FORM_SECTIONS: dict[str, tuple[str, ...] | None] = {
     "job": ("model",),
@@ -229,7 +230,9 @@ class ConfigEditor(WidgetView):
         self.problems_view = w.HTML()
         preview = w.Accordion(children=[self.toml_preview], titles=("TOML",))
         preview.selected_index = 0
-        self.widget = w.VBox([self.form, self.problems_view, preview])
+        self.plan_panel = PlanPanel(config)  # live memory / time / cost of the config
+        self.on_change(self.plan_panel.update)
+        self.widget = w.VBox([self.form, self.problems_view, self.plan_panel.widget, preview])
         self.reset(config)
 
     @property
@@ -266,6 +269,7 @@ class ConfigEditor(WidgetView):
         finally:
             self._syncing = False
         self._show([])
+        self.plan_panel.update(self._config)
 
     def set(self, path: str, value: Any) -> SFTConfig:
         """Edit one key as the form would (the widget shows ``value``); return :attr:`config`."""
