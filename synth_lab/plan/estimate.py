@@ -77,7 +77,7 @@ def _tokens(
         from synth_lab.plan.timecost import tokens_from_characters
 
         return tokens_from_characters(path), 1.0
-    return Tokens(None, None, "unknown: no dataset at hand (pass dataset= or tokens=)"), 1.0
+    return Tokens(None, None, "no dataset at hand: pass dataset= (--dataset) or tokens="), 1.0
 
 
 def estimate(

@@ -193,8 +193,9 @@ def activation_terms(shape: ModelShape, s: Setup) -> list[Term]:
     )
     if s.logits_chunk:
         how += (
-            f"chunked cross-entropy: at most {s.logits_chunk} supervised positions at once "
-            "(logits_chunk; None models a trainer that takes all supervised positions at once)"
+            f"chunked cross-entropy: logits of at most {s.logits_chunk} supervised positions "
+            f"at once (logits_chunk={s.logits_chunk}); a trainer without the chunked loss "
+            "holds every supervised position of the micro-batch: logits_chunk=None"
         )
     else:
         how += (

@@ -42,9 +42,7 @@ class Suggestion:
         """One line: why, the new per-GPU total, the overrides (the first few, for width)."""
         items = list(self.overrides.items())
         keys = ", ".join(f"{k} = {_toml(v)}" for k, v in items[:max_keys])
-        more = (
-            f", … {len(items) - max_keys} more (to_dict() has all)" if len(items) > max_keys else ""
-        )
+        more = f", … {len(items) - max_keys} more keys" if len(items) > max_keys else ""
         return f"{self.why} → {gb(self.per_gpu_total)} per GPU [{keys}{more}]"
 
 
@@ -132,9 +130,11 @@ class Plan:
         compute = self.config.compute
         assumed = "" if compute and compute.gpu_type else " (no [compute].gpu_type: assumed)"
         hours, usd = self.time.get("hours"), self.cost.get("usd")
-        time = "unknown (no token count)" if hours is None else f"{hours:,.2f} h"
+        time = "unknown (no token count)" if hours is None else _duration(hours)
         if usd is not None:
-            time += f", ${usd:,.0f} at ${self.cost['price_per_gpu_hour']:g}/GPU-hour"
+            money = f"{usd:,.0f}" if usd >= 100 else f"{usd:,.2f}"
+            time += f" on {self.setup.world_size} GPU(s), ${money} at "
+            time += f"${self.cost['price_per_gpu_hour']:g}/GPU-hour"
         return [
             ("Model", f"{s.id}: {s.params / 1e9:,.2f} B params ({s.source})"),
             ("Training", f"{_MODE[st.mode]}, {self.trainable_params:,} trained params"),
@@ -200,6 +200,12 @@ class Plan:
             "vertical-align:top}</style>"
         )
         return {"text/plain": self.format_text(), "text/html": css + self.html()}
+
+
+def _duration(hours: float) -> str:
+    if hours >= 1:
+        return f"{hours:,.1f} h"
+    return f"{hours * 60:.1f} min" if hours * 60 >= 1 else f"{hours * 3600:.1f} s"
 
 
 def _toml(value: Any) -> str:
