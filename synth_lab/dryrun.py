@@ -266,6 +266,7 @@ def dry_run(
     train_path = dataset if dataset is not None else cfg.dataset_path
     val_path = validation_dataset if validation_dataset is not None else cfg.validation_path
 
+    subset_tokens = None
     with ExitStack() as stack:
         if train_path is None:
             training = _missing_file(
@@ -279,6 +280,9 @@ def dry_run(
             used = Path(train_path)
             if examples is not None:
                 used = stack.enter_context(first_examples(used, examples))
+                from synth_lab.plan.timecost import tokens_from_characters
+
+                subset_tokens = tokens_from_characters(used)  # the plan times the subset
             training = _check_file("training", used)
             training = FileCheck(
                 "training",
@@ -304,7 +308,8 @@ def dry_run(
     payload = build_payload(
         cfg, TRAINING_FILE_PLACEHOLDER, VALIDATION_FILE_PLACEHOLDER if val_path else None
     )
-    plan, plan_error = _plan(cfg, train_path if training.valid_records else None, tokens)
+    plan_tokens = tokens or subset_tokens
+    plan, plan_error = _plan(cfg, train_path if training.valid_records else None, plan_tokens)
     return DryRun(
         config=cfg,
         payload=payload,
@@ -319,7 +324,7 @@ def dry_run(
     )
 
 
-def _plan(cfg: SFTConfig, dataset: Any, tokens: dict[str, Any] | None) -> tuple[Any, str | None]:
+def _plan(cfg: SFTConfig, dataset: Any, tokens: Any) -> tuple[Any, str | None]:
     """The launch plan, or why there is none (the dry run reports it; it does not fail)."""
     from synth_lab.errors import SynthLabError
     from synth_lab.plan import estimate

@@ -287,3 +287,11 @@ def test_config_editor_panel_follows_edits() -> None:
     assert editor.plan_panel.plan.fits and "Fits" in editor.plan_panel.view.value
     editor.set("job.model", "someone/mystery")
     assert editor.plan_panel.plan is None and "mystery" in editor.plan_panel.view.value
+
+
+def test_dry_run_times_only_the_examples_it_uses(tmp_path: Path) -> None:
+    from synth_lab.dryrun import dry_run
+
+    data = write_jsonl(tmp_path / "t.jsonl", [chat("x" * 400, "y" * 400)] * 40)
+    whole, first = dry_run(SEED_32B, data), dry_run(SEED_32B, data, examples=10)
+    assert whole.plan.time["tokens"] == 4 * first.plan.time["tokens"] > 0

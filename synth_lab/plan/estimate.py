@@ -70,6 +70,8 @@ def _tokens(
         frac = tokens.get("trained_tokens", tokens["tokens"]) / tokens["tokens"]
         name = tokens.get("tokenizer", "the model's tokenizer")
         return Tokens(int(tokens["tokens"]), None, f"counted with {name}"), frac
+    if isinstance(tokens, Tokens):
+        return tokens, 1.0
     if isinstance(tokens, int):
         return Tokens(tokens, None, "given"), 1.0
     path = dataset if dataset is not None else config.dataset_path
@@ -84,7 +86,7 @@ def estimate(
     config: SFTConfig | str | os.PathLike[str],
     dataset: str | os.PathLike[str] | None = None,
     *,
-    tokens: dict[str, Any] | int | None = None,
+    tokens: dict[str, Any] | int | Tokens | None = None,
     gpu_type: str | None = None,
     gpu_memory: int | None = None,
     price_per_gpu_hour: float | None = None,
@@ -100,8 +102,8 @@ def estimate(
     Args:
         config: A config, a TOML path or TOML text.
         dataset: Training JSONL for the token count (default: ``[job].data``).
-        tokens: Token counts from the dry run (``{"tokens", "trained_tokens"}``) or a total
-            per epoch; beats the character estimate.
+        tokens: Token counts from the dry run (``{"tokens", "trained_tokens"}``), a total
+            per epoch, or a :class:`~synth_lab.plan.timecost.Tokens`; beats reading ``dataset``.
         gpu_type: Overrides ``[compute].gpu_type`` (default H100).
         gpu_memory: Bytes per GPU, overriding the table (or for a GPU it lacks).
         price_per_gpu_hour: USD, overriding the table's default.
