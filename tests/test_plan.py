@@ -295,3 +295,44 @@ def test_dry_run_times_only_the_examples_it_uses(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "t.jsonl", [chat("x" * 400, "y" * 400)] * 40)
     whole, first = dry_run(SEED_32B, data), dry_run(SEED_32B, data, examples=10)
     assert whole.plan.time["tokens"] == 4 * first.plan.time["tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    ("parallelism", "params", "grads", "optim"),
+    [
+        ("use_deepspeed = true\ndeepspeed_stage = 1", 1, 1, 8),
+        ("use_deepspeed = true\ndeepspeed_stage = 2", 1, 8, 8),
+        ("use_deepspeed = true\ndeepspeed_stage = 3", 8, 8, 8),
+        ('fsdp = true\nfsdp_sharding_strategy = "shard_grad_op"', 1, 8, 8),
+        ('fsdp = true\nfsdp_sharding_strategy = "full_shard"', 8, 8, 8),
+        ("fsdp = false", 1, 1, 1),
+    ],
+)
+def test_sharding_divides_what_it_shards(
+    parallelism: str, params: int, grads: int, optim: int
+) -> None:
+    text = config("Qwen/Qwen3-8B", 8).replace("fsdp = false", parallelism)
+    plan = estimate(text)
+    terms = {t.name: t.bytes for t in plan.terms}
+    n = plan.shape.params
+    assert terms["fp32 weights"] == 4 * n // params
+    assert terms["gradients"] == 4 * n // grads
+    assert terms["optimizer states"] == 8 * n // optim
+    assert ("DDP buckets" in terms) == (parallelism == "fsdp = false")
+
+
+def test_8bit_adamw_and_cpu_offload() -> None:
+    eight = estimate(SEED_32B, optimizer="adamw_8bit")
+    assert eight.per_gpu["optimizer"] == 2 * eight.shape.params // 4
+    offload = estimate(
+        SFTConfig.from_file(SEED_32B).replace({"hyperparameters.parallelism.cpu_offload": True})
+    )
+    assert offload.per_gpu["optimizer"] == offload.per_gpu["gradients"] == 0 and offload.fits
+
+
+def test_fused_projections_count_once_per_lora_pair() -> None:
+    phi = resolve_shape("microsoft/Phi-3-mini-4k-instruct")
+    assert 3.82e9 < phi.params < 3.83e9  # 3,821,079,552 in the published checkpoint
+    assert phi.lora_params(8, "all-linear") == 32 * 8 * (
+        3072 + 9216 + 3072 + 3072 + 3072 + 16384 + 8192 + 3072
+    )

@@ -114,6 +114,10 @@ def estimate(
         device: ``"cuda"`` (the plan's subject) or ``"cpu"`` (fp32, no CUDA terms).
         suggest: Look for config changes that fit when this one does not.
 
+    Returns:
+        A :class:`Plan`: ``.fits``, ``.per_gpu``, ``.terms``, ``.suggestions``, ``.time``,
+        ``.cost``; ``.to_dict()`` is the ``synth-lab plan --json`` object.
+
     Raises:
         ConfigError: The config is invalid, or the model or GPU type is unknown.
     """

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,9 @@ class ModelShape:
         rows = [("q_proj", h, q), ("k_proj", h, kv), ("v_proj", h, kv), ("o_proj", q, h)]
         i = self.expert_intermediate if self.experts else self.intermediate
         mlp = [("gate_proj", h, i), ("up_proj", h, i), ("down_proj", i, h)]
+        if self.family == "phi3":  # fused projections: one LoRA pair and one 4-bit weight each
+            rows = [("qkv_proj", h, q + 2 * kv), ("o_proj", q, h)]
+            mlp = [("gate_up_proj", h, 2 * i), ("down_proj", i, h)]
         return rows + mlp * (self.experts or 1)
 
     def lora_params(self, r: int, target: str | list[str] | tuple[str, ...]) -> int:
@@ -290,7 +293,3 @@ def resolve_shape(
             )
         ],
     )
-
-
-def with_id(shape: ModelShape, model_id: str) -> ModelShape:
-    return replace(shape, id=model_id)
