@@ -11,7 +11,7 @@ import os
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import ConfigError, Problem
@@ -22,6 +22,9 @@ from synth_lab.payload import (
     dropped_keys,
     dropped_reason,
 )
+
+if TYPE_CHECKING:
+    from synth_lab.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class DryRun:
     config_problems: list[Problem]
     examples: int | None = None
     tokens: dict[str, Any] | None = None
-    plan: Any = None  # synth_lab.plan.Plan: per-GPU memory, verdict, time and cost
+    plan: Plan | None = None  # per-GPU memory, verdict, suggestions, time and cost
     plan_error: str | None = None  # why there is no plan (an unknown model, say)
 
     @property
@@ -324,7 +327,7 @@ def dry_run(
     )
 
 
-def _plan(cfg: SFTConfig, dataset: Any, tokens: Any) -> tuple[Any, str | None]:
+def _plan(cfg: SFTConfig, dataset: Any, tokens: Any) -> tuple[Plan | None, str | None]:
     """The launch plan, or why there is none (the dry run reports it; it does not fail)."""
     from synth_lab.errors import SynthLabError
     from synth_lab.plan import estimate
