@@ -134,8 +134,15 @@ def test_every_term_says_how_and_the_totals_add_up() -> None:
     )
 
 
-def test_suggestions_are_valid_overrides_and_their_totals_are_real() -> None:
-    base = SFTConfig.from_file(SEED_32B)
+SMALL_GPU_8B = (
+    '[job]\nmodel = "Qwen/Qwen3-8B"\n[compute]\ngpu_type = "A10G"\ngpu_count = 1\n'
+    "[hyperparameters]\nper_device_batch = 2\ngradient_accumulation_steps = 4\n"
+)
+
+
+@pytest.mark.parametrize("source", [SEED_32B, SMALL_GPU_8B], ids=["seed-32b", "8b-on-a10g"])
+def test_suggestions_are_valid_overrides_and_their_totals_are_real(source: object) -> None:
+    base = SFTConfig.from_file(source) if isinstance(source, Path) else SFTConfig.from_toml(source)
     plan = estimate(base)
     assert any(s.fits for s in plan.suggestions)
     for s in plan.suggestions:

@@ -42,7 +42,7 @@ class Suggestion:
         """One line: why, the new per-GPU total, the overrides (the first few, for width)."""
         items = list(self.overrides.items())
         keys = ", ".join(f"{k} = {_toml(v)}" for k, v in items[:max_keys])
-        more = f", … {len(items) - max_keys} more keys" if len(items) > max_keys else ""
+        more = f", … +{len(items) - max_keys} key(s)" if len(items) > max_keys else ""
         return f"{self.why} → {gb(self.per_gpu_total)} per GPU [{keys}{more}]"
 
 

@@ -1,10 +1,11 @@
 """Config changes that make a plan fit: each a set of dotted overrides ``replace()`` takes.
 
-Candidates come in order of how little they change the training: memory savers that train the
-same model the same way (activation checkpointing, a smaller micro-batch with more accumulation,
-sharding), then more GPUs (same training, more money), CPU offload (same training, slower),
-then a different method (LoRA, QLoRA). Each is tried alone, then cumulatively, so a config that
-needs two changes still gets a suggestion that fits.
+Candidates come in order of how little they change the training. First the memory savers that
+train the same model the same way: activation checkpointing, a micro-batch of 1 with more
+accumulation, full sharding; alone, then together. Then the larger changes: more GPUs (same
+training, more money), CPU offload (same training, slower), LoRA and QLoRA (a different
+method); each alone, and when that is not enough, on top of the savers. The global batch never
+changes.
 """
 
 from __future__ import annotations
@@ -21,10 +22,33 @@ from synth_lab.plan.result import Suggestion
 PAR = "hyperparameters.parallelism."
 MAX_GPUS = 64
 GPUS_PER_NODE = 8
+SHOWN_NOT_FITTING = 3
+Candidate = tuple[dict[str, Any], str]
+LORA_WHY = "LoRA (frozen base, small trained adapters: a different method)"
+QLORA_WHY = "QLoRA (4-bit frozen base + LoRA: a different method)"
 
 
-def _world(config: SFTConfig, gpus: int) -> dict[str, Any]:
-    """Overrides for ``gpus`` GPUs (at most 8 per node), keeping the global batch."""
+def _fully_sharded(config: SFTConfig) -> bool:
+    par = config.parallelism
+    if par.use_deepspeed:
+        return (par.deepspeed_stage or 0) == 3
+    return bool(par.fsdp) and (par.fsdp_sharding_strategy or "full_shard") == "full_shard"
+
+
+def _shard(config: SFTConfig) -> dict[str, Any]:
+    if _fully_sharded(config):
+        return {}
+    if config.parallelism.use_deepspeed:
+        return {PAR + "deepspeed_stage": 3}
+    return {PAR + "fsdp": True, PAR + "fsdp_sharding_strategy": "full_shard"}
+
+
+def _world(config: SFTConfig, gpus: int) -> dict[str, Any] | None:
+    """Overrides for ``gpus`` GPUs (at most 8 per node) with the same global batch, or
+    ``None`` when the global batch cannot be split over that many."""
+    per_step = config.per_device_batch * gpus
+    if config.global_batch % per_step:
+        return None
     nodes = math.ceil(gpus / GPUS_PER_NODE)
     per_node = gpus // nodes
     out: dict[str, Any] = {"compute.gpu_count": gpus}
@@ -42,70 +66,37 @@ def _world(config: SFTConfig, gpus: int) -> dict[str, Any]:
     ):  # fmt: skip
         if topo and key in topo and value is not None:
             out[f"data.topology.{key}"] = value
-    hp = config.hyperparameters
-    if hp.gradient_accumulation_steps:
-        per_step = config.per_device_batch * gpus
-        out["hyperparameters.gradient_accumulation_steps"] = max(1, config.global_batch // per_step)
+    out["hyperparameters.gradient_accumulation_steps"] = config.global_batch // per_step
+    return {**out, **_shard(config)}
+
+
+def _savers(config: SFTConfig) -> list[Candidate]:
+    out: list[Candidate] = []
+    if not config.parallelism.activation_checkpointing:
+        out.append(({PAR + "activation_checkpointing": True}, "activation checkpointing"))
+    if config.per_device_batch > 1:
+        accum = config.gradient_accumulation_steps * config.per_device_batch
+        overrides = {
+            "hyperparameters.per_device_batch": 1,
+            "hyperparameters.gradient_accumulation_steps": accum,
+        }
+        out.append((overrides, f"micro-batch 1 × {accum} accumulation"))
+    if config.world_size > 1 and _shard(config):
+        name = "ZeRO-3" if config.parallelism.use_deepspeed else "FSDP full shard"
+        out.append((_shard(config), name))
     return out
 
 
-def _candidates(config: SFTConfig) -> list[tuple[dict[str, Any], str]]:
-    par, world = config.parallelism, config.world_size
-    out: list[tuple[dict[str, Any], str]] = []
-    if not par.activation_checkpointing:
-        out.append(
-            ({PAR + "activation_checkpointing": True}, "recompute activations (~30% slower)")
-        )
-    if config.per_device_batch > 1:
-        accum = config.gradient_accumulation_steps * config.per_device_batch
-        out.append(
-            (
-                {"hyperparameters.per_device_batch": 1,
-                 "hyperparameters.gradient_accumulation_steps": accum},
-                f"micro-batch 1 × {accum} accumulation: same global batch",
-            )
-        )  # fmt: skip
-    sharded = par.use_deepspeed and (par.deepspeed_stage or 0) == 3
-    sharded = sharded or (par.fsdp and (par.fsdp_sharding_strategy or "full_shard") == "full_shard")
-    if world > 1 and not sharded:
-        if par.use_deepspeed:
-            out.append(({PAR + "deepspeed_stage": 3}, "ZeRO-3: shard weights, gradients, states"))
-        else:
-            out.append(
-                (
-                    {PAR + "fsdp": True, PAR + "fsdp_sharding_strategy": "full_shard"},
-                    "FSDP full shard: weights, gradients and optimizer states split over GPUs",
-                )
-            )
-    gpus = world
-    while gpus < MAX_GPUS:
-        gpus *= 2
-        extra = (
-            {} if sharded else {PAR + "fsdp": True, PAR + "fsdp_sharding_strategy": "full_shard"}
-        )
-        out.append(({**_world(config, gpus), **extra}, f"{gpus} GPUs: same training, more GPUs"))
-    if world > 1 and not par.model_extra.get("cpu_offload"):
-        out.append(
-            (
-                {PAR + "cpu_offload": True},
-                "CPU offload: sharded weights, gradients, optimizer states in CPU memory (slower)",
-            )
-        )
+def _methods(config: SFTConfig) -> list[Candidate]:
+    out: list[Candidate] = []
+    if config.world_size > 1 and not (config.parallelism.model_extra or {}).get("cpu_offload"):
+        offload = {PAR + "cpu_offload": True, **_shard(config)}
+        out.append((offload, "CPU offload of sharded weights, gradients, optimizer states"))
     if config.train_mode == "full_finetune":
-        out.append(
-            (
-                {"training.mode": "lora", "hyperparameters.train_kind": "peft"},
-                "LoRA: frozen bf16 base, small trained adapters (a different method)",
-            )
-        )
+        out.append(({"training.mode": "lora", "hyperparameters.train_kind": "peft"}, LORA_WHY))
     if config.train_mode != "qlora":
-        out.append(
-            (
-                {"training.mode": "qlora", "training.use_qlora": True,
-                 "hyperparameters.train_kind": "peft"},
-                "QLoRA: 4-bit base, LoRA adapters (a different method)",
-            )
-        )  # fmt: skip
+        qlora = {"training.mode": "qlora", "training.use_qlora": True}
+        out.append(({**qlora, "hyperparameters.train_kind": "peft"}, QLORA_WHY))
     return out
 
 
@@ -129,36 +120,44 @@ def _applied(config: SFTConfig, overrides: dict[str, Any]) -> SFTConfig:
 def suggestions(
     config: SFTConfig, dataset: str | os.PathLike[str] | None, options: dict[str, Any]
 ) -> list[Suggestion]:
-    """Tried candidates, fitting ones first (at most one per kind), best first."""
+    """Fitting suggestions in order of preference, then the closest few that do not fit."""
     from synth_lab.plan.estimate import estimate
 
-    def total(overrides: dict[str, Any]) -> tuple[int, bool] | None:
+    found: list[Suggestion] = []
+
+    def trial(overrides: dict[str, Any], why: str) -> bool:
         try:
             plan = estimate(_applied(config, overrides), dataset, **options)
         except (SynthLabError, ValueError):
-            return None
-        return plan.per_gpu["total"], plan.fits
+            return False
+        found.append(Suggestion(dict(overrides), plan.per_gpu["total"], plan.fits, why))
+        return plan.fits
 
-    found: list[Suggestion] = []
-    cumulative: dict[str, Any] = {}
-    whys: list[str] = []
-    more_gpus_fit = False
-    for overrides, why in _candidates(config):
-        is_gpus = "compute.gpu_count" in overrides
-        if is_gpus and more_gpus_fit:
-            continue
-        result = total(overrides)
-        if result is None:
-            continue
-        found.append(Suggestion(overrides, result[0], result[1], why))
-        more_gpus_fit = more_gpus_fit or (is_gpus and result[1])
-        if not is_gpus and "training.mode" not in overrides:
-            cumulative.update(overrides)
-            whys.append(why.split(":")[0])
-    if len(whys) > 1:
-        result = total(cumulative)
-        if result is not None:
-            found.append(Suggestion(dict(cumulative), result[0], result[1], " + ".join(whys)))
+    savers = _savers(config)
+    saved: dict[str, Any] = {}
+    for overrides, why in savers:
+        trial(overrides, why + ": same training")
+        saved.update(overrides)
+    names = " + ".join(why for _, why in savers)
+    if len(savers) > 1:
+        trial(saved, names + ": same training")
+    saved_config = _applied(config, saved) if saved else config
+
+    def with_savers(overrides: dict[str, Any], why: str) -> None:
+        if not trial(overrides, why) and saved:
+            trial({**saved, **overrides}, f"{why} + {names}")
+
+    gpus = config.world_size
+    while gpus < MAX_GPUS:
+        gpus *= 2
+        alone, base = _world(config, gpus), _world(saved_config, gpus)
+        why = f"{gpus} GPUs: same training, more GPUs"
+        if alone is not None and trial(alone, why):
+            break
+        if base is not None and saved and trial({**saved, **base}, f"{why} + {names}"):
+            break
+    for overrides, why in _methods(config):
+        with_savers(overrides, why)
     fitting = [s for s in found if s.fits]
     rest = sorted((s for s in found if not s.fits), key=lambda s: s.per_gpu_total)
-    return fitting + rest[: max(0, 3 - len(fitting))]
+    return fitting + rest[: max(0, SHOWN_NOT_FITTING - len(fitting))]
