@@ -93,12 +93,17 @@ def static_terms(shape: ModelShape, s: Setup) -> list[Term]:
     """Weights, gradients and optimizer states per GPU."""
     n, t = shape.params, trainable_params(shape, s)
     dp, dg, do = s.divides("params"), s.divides("grads"), s.divides("optim")
-    split = lambda d: f" / {d} GPUs" if d > 1 else ""  # noqa: E731
+
+    def split(d: int) -> str:
+        return f" / {d} GPUs" if d > 1 else ""
+
     off = s.offload
     terms: list[Term] = []
     if s.mode == "full_finetune":
         on_gpu = 0 if off and dp > 1 else 4 * n // dp
-        how = f"{n:,} params × 4 B (fp32 weights, autocast computes in {s.precision})" + split(dp)
+        how = f"{n:,} params × 4 B"
+        how += " (fp32 weights)" if s.precision == "fp32" else f" (fp32; autocast to {s.precision})"
+        how += split(dp)
         terms.append(
             Term("fp32 weights", "weights", on_gpu, how + (" on the CPU" if not on_gpu else ""))
         )
@@ -133,9 +138,8 @@ def static_terms(shape: ModelShape, s: Setup) -> list[Term]:
         how = f"{t:,} adapter params (r={s.lora_r}) × 4 B fp32" + split(dp)
         terms.append(Term("LoRA adapters", "weights", 4 * t // dp, how))
     grads = 0 if off and dg > 1 and dp > 1 else 4 * t // dg
-    terms.append(
-        Term("gradients", "gradients", grads, f"{t:,} trained params × 4 B fp32" + split(dg))
-    )
+    how = f"{t:,} trained params × 4 B fp32" + split(dg) + (" on the CPU" if not grads else "")
+    terms.append(Term("gradients", "gradients", grads, how))
     per = 2 if s.optimizer == "adamw_8bit" else 8
     what = "2 × 1 B (8-bit AdamW)" if per == 2 else "2 × 4 B (AdamW moments, fp32)"
     optim = 0 if off else per * t // do
