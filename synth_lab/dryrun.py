@@ -12,7 +12,7 @@ import os
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synth_lab import readiness
 from synth_lab._deps import require
@@ -26,6 +26,9 @@ from synth_lab.payload import (
     dropped_reason,
     request_form_payload,
 )
+
+if TYPE_CHECKING:
+    from synth_lab.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class DryRun:
     tokens: dict[str, Any] | None = None
     max_steps: int | None = None
     """An exact step budget (the SDK form's ``total_steps``); it governs over ``n_epochs``."""
+    plan: Plan | None = None  # per-GPU memory, verdict, suggestions, time and cost
+    plan_error: str | None = None  # why there is no plan (an unknown model, say)
 
     @property
     def problems(self) -> list[tuple[str, Problem]]:
@@ -137,6 +142,7 @@ class DryRun:
         }
         if self.validation:
             out["validation_dataset"] = self.validation.to_dict()
+        out["plan"] = self.plan.to_dict() if self.plan is not None else None
         return out
 
     def errors_dict(self) -> dict[str, Any]:
@@ -285,6 +291,7 @@ def dry_run(
     train_path = dataset if dataset is not None else cfg.dataset_path
     val_path = validation_dataset if validation_dataset is not None else cfg.validation_path
 
+    subset_tokens = None
     with ExitStack() as stack:
         if train_path is None:
             training = _missing_file(
@@ -298,6 +305,9 @@ def dry_run(
             used = Path(train_path)
             if examples is not None:
                 used = stack.enter_context(first_examples(used, examples))
+                from synth_lab.plan.timecost import tokens_from_characters
+
+                subset_tokens = tokens_from_characters(used)  # the plan times the subset
             training = _check_file("training", used)
             training = FileCheck(
                 "training",
@@ -332,6 +342,8 @@ def dry_run(
     payload = request_form_payload(
         payload, form, total_steps=total_steps, suffix=suffix, integrations=integrations
     )
+    plan_tokens = tokens or subset_tokens
+    plan, plan_error = _plan(cfg, train_path if training.valid_records else None, plan_tokens)
     return DryRun(
         config=cfg,
         payload=payload,
@@ -342,4 +354,19 @@ def dry_run(
         examples=examples,
         tokens=tokens,
         max_steps=total_steps,
+        plan=plan,
+        plan_error=plan_error,
     )
+
+
+def _plan(cfg: SFTConfig, dataset: Any, tokens: Any) -> tuple[Plan | None, str | None]:
+    """The launch plan, or why there is none (the dry run reports it; it does not fail)."""
+    from synth_lab.errors import SynthLabError
+    from synth_lab.plan import estimate
+
+    try:
+        return estimate(cfg, dataset, tokens=tokens), None
+    except SynthLabError as exc:
+        problems = getattr(exc, "problems", None)
+        hint = problems[0].hint if problems else exc.hint
+        return None, f"{exc.message}" + (f" — {hint}" if hint else "")

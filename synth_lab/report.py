@@ -88,6 +88,15 @@ def _tokens_line(tokens: dict | None) -> str:
     )
 
 
+def _plan_lines(run: DryRun) -> list[str]:
+    """The launch plan; a loud first line when it does not fit."""
+    if run.plan is None:
+        return [f"Launch plan: not available: {run.plan_error}"]
+    if run.plan.fits:
+        return run.plan.format_text().splitlines()
+    return ["!!! " + run.plan.headline(), *run.plan.format_text(headline=False).splitlines()]
+
+
 def format_problem(source: str, problem: Problem) -> str:
     if source == "config":
         where = problem.location()
@@ -115,6 +124,7 @@ def format_dry_run(run: DryRun) -> str:
         lines.append(f"{'Validation set':16} {run.validation.path}: {s['validation_records']}")
     lines.append(f"{'Steps':16} {_steps_line(s)}")
     lines.append(f"{'Tokens':16} {_tokens_line(run.tokens)}")
+    lines += ["", *_plan_lines(run)]
     problems = run.problems
     errors = sum(p.severity == "error" for _, p in problems)
     lines += ["", f"Problems: {errors} error(s), {len(problems) - errors} warning(s)"]
@@ -168,6 +178,12 @@ def config_html(config: SFTConfig) -> str:
     return "".join(parts) + "</div>"
 
 
+def _plan_html(run: DryRun) -> str:
+    if run.plan is None:
+        return f"<p><b>Launch plan</b>: not available: {escape(run.plan_error or '')}</p>"
+    return "<b>Launch plan</b>" + run.plan.html()
+
+
 def dry_run_html(run: DryRun) -> str:
     s = run.summary()
     rows = config_rows(run.config)
@@ -186,6 +202,7 @@ def dry_run_html(run: DryRun) -> str:
             _CSS,
             f"<div class='sl-card'><b>Dry run</b> — nothing was sent; {escape(status)}.",
             _table(rows),
+            _plan_html(run),
             "<b>Problems</b>",
             problems_html(run.problems),
             f"<b>Not sent to the remote backend</b><ul>{dropped}</ul>" if dropped else "",

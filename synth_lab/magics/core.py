@@ -315,6 +315,28 @@ class SynthLabMagics(Magics):
             )
         return Dataset.load(args.path, limit=args.examples)
 
+    # -- %sft_plan ------------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("--config", help=f"config variable or TOML path (default: {DEFAULT_CONFIG_NAME})")
+    @argument("--dataset", help="training JSONL for the token count (overrides [job].data)")
+    @argument("--gpu-type", help="overrides [compute].gpu_type")
+    @argument("--name", help="variable to bind the plan to")
+    @line_magic
+    def sft_plan(self, line: str) -> Any:
+        """Will the config fit, how long, how much: per-GPU memory, suggestions, time, cost.
+
+        Same as :func:`synth_lab.plan.estimate`. Example: ``%sft_plan --gpu-type H200``.
+        """
+        from synth_lab.magics.plan import PlanArgs
+        from synth_lab.plan import estimate
+
+        opts = PlanArgs.parse(parse_argstring(self.sft_plan, line))
+        plan = estimate(self._config(opts), opts.dataset, gpu_type=opts.gpu_type)  # type: ignore[arg-type]
+        if opts.name:
+            self.shell.user_ns[opts.name] = plan
+        return plan
+
     # -- %sft_sweep -----------------------------------------------------------------------------
 
     @_plain_help

@@ -18,5 +18,6 @@ require("ipywidgets", "The widgets (synth_lab.widgets)", "notebook")
 from synth_lab.widgets.config_editor import ConfigEditor  # noqa: E402
 from synth_lab.widgets.dataset_explorer import DatasetExplorer  # noqa: E402
 from synth_lab.widgets.job_monitor import JobMonitor  # noqa: E402
+from synth_lab.widgets.plan_panel import PlanPanel  # noqa: E402
 
-__all__ = ["ConfigEditor", "DatasetExplorer", "JobMonitor"]
+__all__ = ["ConfigEditor", "DatasetExplorer", "JobMonitor", "PlanPanel"]

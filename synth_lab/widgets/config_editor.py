@@ -19,6 +19,7 @@ import ipywidgets as w
 from synth_lab.config import SFTConfig
 from synth_lab.errors import ConfigError, Problem, SynthLabError
 from synth_lab.widgets._base import WidgetView, problems_html
+from synth_lab.widgets.plan_panel import PlanPanel
 from synth_lab.widgets.form import (
     FORM_SECTIONS,
     FieldSpec,
@@ -95,8 +96,18 @@ class ConfigEditor(WidgetView):
         preview = w.Accordion(children=[self.toml_preview], titles=("TOML",))
         preview.selected_index = 0
         actions = w.HBox([self.dry_run_button, self.train_button, self.target])
+        self.plan_panel = PlanPanel(config)  # live memory / time / cost of the config
+        self.on_change(self.plan_panel.update)
         self.widget = w.VBox(
-            [self.form, self.problems_view, actions, self.output, self.panels, preview]
+            [
+                self.form,
+                self.problems_view,
+                actions,
+                self.output,
+                self.plan_panel.widget,
+                self.panels,
+                preview,
+            ]
         )
         self.reset(config)
 
@@ -150,6 +161,7 @@ class ConfigEditor(WidgetView):
         finally:
             self._syncing = False
         self._show([])
+        self.plan_panel.update(self._config)
 
     def set(self, path: str, value: Any) -> SFTConfig:
         """Edit one key as the form would (the widget shows ``value``); return :attr:`config`."""
