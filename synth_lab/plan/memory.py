@@ -198,8 +198,7 @@ def activation_terms(shape: ModelShape, s: Setup) -> list[Term]:
     if s.logits_chunk:
         how += (
             f"chunked cross-entropy: logits of at most {s.logits_chunk} supervised positions "
-            f"at once (logits_chunk={s.logits_chunk}); a trainer without the chunked loss "
-            "holds every supervised position of the micro-batch: logits_chunk=None"
+            f"at once, as the trainer's chunked loss computes them (logits_chunk={s.logits_chunk})"
         )
     else:
         how += (

@@ -19,7 +19,6 @@ import ipywidgets as w
 from synth_lab.config import SFTConfig
 from synth_lab.errors import ConfigError, Problem, SynthLabError
 from synth_lab.widgets._base import WidgetView, problems_html
-from synth_lab.widgets.plan_panel import PlanPanel
 from synth_lab.widgets.form import (
     FORM_SECTIONS,
     FieldSpec,
@@ -31,6 +30,7 @@ from synth_lab.widgets.form import (
     make_widget,
     written_value,
 )
+from synth_lab.widgets.plan_panel import PlanPanel
 
 __all__ = ["FORM_SECTIONS", "ConfigEditor", "FieldSpec", "form_fields"]
 
