@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from synth_lab._files import atomic_write_text
-from synth_lab.train.distributed import DeepSpeedStrategy, DistEnv, Strategy, barrier
+from synth_lab.train.distributed import DistEnv, Strategy, barrier
 from synth_lab.train.model import quiet_progress
 
 STATE_FILE = "trainer_state.json"
@@ -109,7 +109,7 @@ def save_checkpoint(
         with quiet_progress():
             strategy.save_model(tmp)  # collective under FSDP
         optimizer = strategy.optimizer_state()  # collective under FSDP
-        if isinstance(strategy, DeepSpeedStrategy):
+        if hasattr(strategy, "save_engine"):
             strategy.save_engine(tmp)
         torch.save(rng_state(env.device), tmp / f"rng-rank{env.rank}.pt")
         if env.is_main:
@@ -146,7 +146,7 @@ def load_training_state(
     """Restore optimizer, scheduler and this rank's RNG (weights were loaded with the model)."""
     path = Path(checkpoint)
     env = strategy.env
-    if isinstance(strategy, DeepSpeedStrategy):
+    if hasattr(strategy, "load_engine"):
         strategy.load_engine(path)
     elif (path / "optimizer.pt").is_file():
         optimizer = torch.load(path / "optimizer.pt", map_location=env.device, weights_only=False)

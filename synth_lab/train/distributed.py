@@ -1,7 +1,7 @@
 """Inside a training process: the process group, and how the model is shared between ranks.
 
-One :class:`Strategy` per way of sharing: a single process or DDP (:class:`Strategy`), FSDP
-(:class:`FSDPStrategy`) and DeepSpeed ZeRO (:class:`DeepSpeedStrategy`). The loop only calls
+One :class:`Strategy` per way of sharing: a single process or DDP (:class:`Strategy`), FSDP2
+(``fsdp.py``) and DeepSpeed ZeRO (``zero.py``). The loop only calls
 ``accumulate``, ``backward``, ``step`` and the save/load helpers, so it reads the same for all.
 Starting the processes is ``launcher.py``'s job.
 """
@@ -9,11 +9,9 @@ Starting the processes is ``launcher.py``'s job.
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
 import os
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -191,168 +189,6 @@ class Strategy:
             self.scaler.load_state_dict(state["scaler"])
 
 
-class FSDPStrategy(Strategy):
-    """PyTorch FSDP: parameters, gradients and optimizer state sharded across ranks."""
-
-    def setup(self, model: Any, make_optimizer: Callable[[Any], Any]) -> tuple[Any, Any]:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-        from torch.distributed.fsdp import ShardingStrategy
-        from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
-        from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
-
-        par = self.config.parallelism
-        strategy = (par.fsdp_sharding_strategy or "full_shard").upper()
-        self.name = f"FSDP ({strategy.lower()})"
-        policy = None
-        if (par.fsdp_auto_wrap_policy or "transformer_block") == "transformer_block":
-            blocks = transformer_block_classes(model)
-            if blocks:
-                policy = functools.partial(
-                    transformer_auto_wrap_policy, transformer_layer_cls=blocks
-                )
-        if self.scaler is not None:
-            self.scaler = ShardedGradScaler(self.env.device.type)
-        self.model = FSDP(
-            model,
-            sharding_strategy=ShardingStrategy[strategy],
-            auto_wrap_policy=policy,
-            # LoRA mixes frozen and trainable weights in one block: that needs orig params.
-            use_orig_params=par.fsdp_use_orig_params is not False,
-            device_id=self.env.device,
-            sync_module_states=False,  # every rank loaded the same weights from disk
-            limit_all_gathers=True,
-        )
-        self.optimizer = make_optimizer(self.model)
-        return self.model, self.optimizer
-
-    def _clip(self, max_norm: float) -> torch.Tensor:
-        return self.model.clip_grad_norm_(max_norm)
-
-    @contextlib.contextmanager
-    def _full_state(self) -> Iterator[None]:
-        from torch.distributed.fsdp import (
-            FullOptimStateDictConfig,
-            FullStateDictConfig,
-            StateDictType,
-        )
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-        # Offloading (and rank-0-only gathering) crashes when the shards already live on the
-        # CPU, and buys nothing there; on GPUs it keeps the full copy out of device memory.
-        gpu = self.env.device.type == "cuda"
-        with warnings.catch_warnings():
-            # state_dict_type is deprecated in favour of torch.distributed.checkpoint, which
-            # writes sharded files; we want plain save_pretrained folders.
-            warnings.simplefilter("ignore", FutureWarning)
-            ctx = FSDP.state_dict_type(
-                self.model,
-                StateDictType.FULL_STATE_DICT,
-                FullStateDictConfig(offload_to_cpu=gpu, rank0_only=gpu),
-                FullOptimStateDictConfig(offload_to_cpu=gpu, rank0_only=False),
-            )
-            with ctx:
-                yield
-
-    def model_state(self) -> dict[str, Any] | None:
-        with self._full_state():
-            state = self.model.state_dict()
-        return state if self.env.is_main else None
-
-    def save_model(self, folder: Path) -> None:
-        bare = self.bare
-        if not hasattr(bare, "peft_config"):
-            super().save_model(folder)
-            return
-        # peft picks adapter weights by module name, and FSDP renames modules: select them
-        # from the gathered (clean-named) state dict here, in peft's file layout.
-        state = self.model_state()
-        if self.env.is_main:
-            import dataclasses
-
-            from safetensors.torch import save_file
-
-            name = getattr(bare, "active_adapter", "default")
-            adapter = {
-                k.replace(f".{name}.", "."): v.contiguous()
-                for k, v in (state or {}).items()
-                if "lora_" in k
-            }
-            folder.mkdir(parents=True, exist_ok=True)
-            save_file(adapter, str(folder / "adapter_model.safetensors"), {"format": "pt"})
-            config = dataclasses.replace(bare.peft_config[name], inference_mode=True)
-            config.save_pretrained(str(folder))
-
-    def optimizer_state(self) -> dict[str, Any] | None:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-        with self._full_state():
-            state = FSDP.optim_state_dict(self.model, self.optimizer)
-        return state if self.env.is_main else None
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-        with self._full_state():
-            flat = FSDP.optim_state_dict_to_load(self.model, self.optimizer, state)
-        self.optimizer.load_state_dict(flat)
-
-
-class DeepSpeedStrategy(Strategy):
-    """DeepSpeed ZeRO (stage from ``deepspeed_stage``); the engine owns accumulation."""
-
-    def setup(self, model: Any, make_optimizer: Callable[[Any], Any]) -> tuple[Any, Any]:
-        import deepspeed
-
-        par = self.config.parallelism
-        stage = par.deepspeed_stage if par.deepspeed_stage is not None else 2
-        self.name = f"DeepSpeed ZeRO-{stage}"
-        precision = self.precision.name
-        ds_config = {
-            "train_micro_batch_size_per_gpu": 1,
-            "gradient_accumulation_steps": self.accumulation,
-            "gradient_clipping": 1.0,
-            "zero_optimization": {"stage": stage},
-            "bf16": {"enabled": precision == "bf16"},
-            "fp16": {"enabled": precision == "fp16"},
-            "steps_per_print": 10**9,
-        }
-        optimizer = make_optimizer(model)
-        engine, optimizer, _, _ = deepspeed.initialize(
-            model=model, optimizer=optimizer, config=ds_config
-        )
-        self.model, self.optimizer = engine, optimizer
-        return engine, optimizer
-
-    def accumulate(self, last: bool) -> contextlib.AbstractContextManager[Any]:
-        return contextlib.nullcontext()  # the engine knows the accumulation boundary
-
-    def backward(self, loss: torch.Tensor) -> None:
-        # The engine divides by its accumulation steps; our loss is already normalised.
-        self.model.backward(loss * self.accumulation)
-        self.model.step()  # an optimizer step only at the accumulation boundary
-
-    def step(self, max_norm: float) -> float:
-        norm = self.model.get_global_grad_norm()
-        return float(norm) if norm is not None else float("nan")
-
-    def model_state(self) -> dict[str, Any] | None:
-        stage = self.model.zero_optimization_stage()
-        if stage == 3:
-            state = self.model._zero3_consolidated_16bit_state_dict()
-        else:
-            state = self.bare.state_dict()
-        return state if self.env.is_main else None
-
-    def optimizer_state(self) -> dict[str, Any] | None:
-        return None  # saved by the engine itself, see save_engine
-
-    def save_engine(self, folder: Path) -> None:
-        self.model.save_checkpoint(str(folder / "deepspeed"), tag="state")
-
-    def load_engine(self, folder: Path) -> None:
-        self.model.load_checkpoint(str(folder / "deepspeed"), tag="state")
-
-
 def transformer_block_classes(model: Any) -> set[type]:
     """The classes of the repeated transformer blocks (``_no_split_modules``)."""
     names: set[str] = set()
@@ -377,6 +213,8 @@ def make_strategy(config: Any, env: DistEnv, precision: Any, accumulation: int) 
                 "DeepSpeed needs GPUs",
                 hint="set use_deepspeed = false to train on CPU (DDP or FSDP)",
             )
+        from synth_lab.train.zero import DeepSpeedStrategy
+
         return DeepSpeedStrategy(env, config, precision, accumulation)
     if par.fsdp and env.distributed:
         if config.train_mode == "qlora":
@@ -384,5 +222,7 @@ def make_strategy(config: Any, env: DistEnv, precision: Any, accumulation: int) 
                 "QLoRA with FSDP is not supported by the local trainer",
                 hint="set fsdp = false (QLoRA then runs one copy per process with DDP)",
             )
+        from synth_lab.train.fsdp import FSDPStrategy
+
         return FSDPStrategy(env, config, precision, accumulation)
     return Strategy(env, config, precision, accumulation)

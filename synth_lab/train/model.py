@@ -216,7 +216,7 @@ def load_model(
         )
         kwargs["device_map"] = {"": device.index if device.type == "cuda" else "cpu"}
         kwargs["dtype"] = compute
-    elif mode == "lora" and precision.autocast is not None and device.type == "cuda":
+    elif mode == "lora" and precision.autocast is not None:
         kwargs["dtype"] = precision.autocast  # the base is frozen: no fp32 master copy needed
     else:
         kwargs["dtype"] = torch.float32  # trained weights stay fp32; autocast does the rest
