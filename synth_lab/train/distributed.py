@@ -83,12 +83,28 @@ def barrier(env: DistEnv) -> None:
         dist.barrier()
 
 
-def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: decay matrices, not biases or norm scales (nanoGPT's rule: ``ndim >= 2``)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    rest = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}]
+def decay_parameter_names(model: Any) -> set[str]:
+    """Trainable parameters that get weight decay: matrices, not biases or norm scales.
+
+    Decided by name and shape on the bare model, before any wrapper: FSDP shards, flat
+    parameters and DeepSpeed partitions change shapes, and a rule applied after wrapping puts
+    everything in the no-decay group.
+    """
+    return {
+        name
+        for name, p in unwrap(model).named_parameters()
+        if p.requires_grad
+        and p.ndim >= 2
+        and not name.endswith("bias")
+        and "norm" not in name.rpartition(".")[0].rpartition(".")[2].lower()
+    }
+
+
+def param_groups(model: Any, weight_decay: float, decay: set[str]) -> list[dict[str, Any]]:
+    """AdamW groups over ``model`` (possibly wrapped): ``decay`` names first, the rest after."""
+    named = [(n, p) for n, p in unwrap(model).named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in named if n in decay], "weight_decay": weight_decay}]
+    rest = [p for n, p in named if n not in decay]
     if rest:
         groups.append({"params": rest, "weight_decay": 0.0})
     return groups

@@ -21,7 +21,13 @@ from synth_lab.config import load_config
 from synth_lab.errors import MissingDependencyError, TrainingError
 from synth_lab.train import checkpoint as ckpt
 from synth_lab.train.data import StepPlan, encode_examples, load_records, pack, pack_rows
-from synth_lab.train.distributed import DistEnv, all_reduce_sum, make_strategy, param_groups
+from synth_lab.train.distributed import (
+    DistEnv,
+    all_reduce_sum,
+    decay_parameter_names,
+    make_strategy,
+    param_groups,
+)
 from synth_lab.train.export import write_final
 from synth_lab.train.metrics import (
     TRAIN_LOSS,
@@ -137,10 +143,11 @@ def train(
     lr = hp.learning_rate or DEFAULT_LR[mode]
     warmup = math.ceil(plan.total_steps * (hp.warmup_ratio or 0.0))
     strategy = make_strategy(config, env, precision, accumulation)
+    decay = decay_parameter_names(model)  # by name, before the strategy wraps the model
 
     def make_optimizer(m: Any) -> torch.optim.Optimizer:
         fused = env.device.type in ("cuda", "cpu") and not config.parallelism.use_deepspeed
-        groups = param_groups(m, hp.weight_decay or 0.0)
+        groups = param_groups(m, hp.weight_decay or 0.0, decay)
         return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=fused)
 
     model, optimizer = strategy.setup(model, make_optimizer)
@@ -189,6 +196,7 @@ def train(
         "world_size": env.world_size,
         "strategy": strategy.name,
         "trainable_params": trainable_params,
+        "weight_decay_tensors": len(optimizer.param_groups[0]["params"]),
         "total_params": total_params,
         "resumed_from": str(resume_from) if resume_from else None,
         "start_step": step,
