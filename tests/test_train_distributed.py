@@ -4,7 +4,9 @@ interrupts come back to the caller, and no process is left behind."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from synth_lab.train.metrics import TRAIN_LOSS, MetricPoint  # noqa: E402
 from synth_lab.train.model import cpu_has_native_bf16  # noqa: E402
 
 pytestmark = pytest.mark.slow
+HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -129,3 +132,15 @@ def test_interrupting_the_caller_stops_workers_at_a_checkpoint(tmp_path: Path) -
     assert resumed.status == "completed" and resumed.steps == result.steps + 2
     assert resumed.summary["resumed_from"] == str(result.last_checkpoint)
     assert children() == []
+
+
+def test_accumulation_under_fsdp_keeps_gradients_sharded() -> None:
+    # full_shard reduce-scatters every micro-batch: after one that is not the last of its
+    # step, each of the 2 ranks holds half the gradients, never the whole set.
+    probe = [str(HERE / "fsdp_probe.py"), "full_shard"]
+    command = ["torchrun", "--standalone", "--nproc_per_node=2", *probe]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)])}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    held = json.loads(done.stdout.strip().splitlines()[-1])
+    assert held["grad_elements"] / held["param_elements"] == pytest.approx(0.5, abs=0.01)
