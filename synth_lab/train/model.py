@@ -297,11 +297,19 @@ def count_parameters(model: Any) -> tuple[int, int]:
 def token_loss_sum(model: Any, batch: Any, precision: Precision, device: torch.device) -> Any:
     """Sum of the cross-entropy over the supervised tokens of one packed row.
 
-    Logits are computed only where there is a target (``logits_to_keep``), which skips most of
-    the vocabulary projection in chat data where prompts are long.
+    Only supervised positions reach the output layer (``logits_to_keep``), which skips most of
+    the vocabulary projection in chat data where prompts are long; and where the model allows
+    it, the loss is computed in chunks inside the output layer (``loss.py``), so the logits of
+    a large vocabulary never exist for the whole row at once.
     """
+    from synth_lab.train.distributed import unwrap
+    from synth_lab.train.loss import loss_head, supports_chunked_loss
+
+    bare = unwrap(model)
+    chunked = supports_chunked_loss(bare)
+    head = loss_head(bare, batch.targets) if chunked else contextlib.nullcontext()
     keep = batch.keep
-    with precision.context(device):
+    with precision.context(device), head:
         out = model(
             input_ids=batch.input_ids,
             position_ids=batch.position_ids,
@@ -313,8 +321,11 @@ def token_loss_sum(model: Any, batch: Any, precision: Precision, device: torch.d
             max_length_q=batch.max_seqlen,
             max_length_k=batch.max_seqlen,
         )
-    logits = out.logits[0].float()
-    loss = torch.nn.functional.cross_entropy(logits, batch.targets, reduction="sum")
+    if chunked:
+        loss = out.logits  # the chunked head returned the summed loss
+    else:
+        logits = out.logits[0].float()
+        loss = torch.nn.functional.cross_entropy(logits, batch.targets, reduction="sum")
     if batch.n_trained == 0:
         loss = loss * 0.0  # a placeholder row: keep the graph (collectives), add nothing
     return loss
