@@ -194,8 +194,9 @@ def test_clear_errors_before_training(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(TrainingError, match="tensor and pipeline") as info:
         run(config_text(parallel="tensor_parallel_size = 2"), records(4), output_dir=tmp_path)
     assert "remote" in info.value.hint
-    with pytest.raises(TrainingError, match="one machine"):
+    with pytest.raises(TrainingError, match="asks for 2 nodes") as info:
         run(config_text(extra="[compute]\nnodes = 2"), records(4), output_dir=tmp_path)
+    assert "synth-lab launch" in info.value.hint and "--emit torchrun" in info.value.hint
     with pytest.raises(MissingDependencyError, match="deepspeed"):
         run(config_text(parallel="use_deepspeed = true"), records(4), output_dir=tmp_path)
     with pytest.raises(DatasetError, match="no training data"):

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from synth_lab import __version__
+from synth_lab.cli.launch import add_launch_parser, run_launch
 from synth_lab.cli.remote import add_remote_arguments
 from synth_lab.cli.serve import add_serve_parser, run_serve
 from synth_lab.errors import DatasetError, ProblemsError, SynthLabError
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--nproc", type=int, help="processes to train with (DDP/FSDP)")
 
     add_serve_parser(sub)
+    add_launch_parser(sub)
 
     data = sub.add_parser("data", help="dataset tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -64,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_train(args)
         if args.command == "serve":
             return run_serve(args)
+        if args.command == "launch":
+            return run_launch(args)
         from synth_lab.cli.data import run_lint
 
         return run_lint(args)

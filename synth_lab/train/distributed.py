@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -41,17 +41,85 @@ class DistEnv:
         return self.world_size > 1
 
     @classmethod
-    def from_environ(cls) -> DistEnv:
-        """Read ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (set by the launcher or torchrun)."""
-        rank = int(os.environ.get("RANK", "0"))
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        local = int(os.environ.get("LOCAL_RANK", str(rank)))
-        if torch.cuda.is_available() and os.environ.get("SYNTH_LAB_DEVICE", "") != "cpu":
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> DistEnv:
+        """This process's rank, from torchrun's (or our launcher's) ``RANK``/``WORLD_SIZE``/
+        ``LOCAL_RANK``, else from Slurm's ``SLURM_PROCID``/``SLURM_STEP_NUM_TASKS``/
+        ``SLURM_LOCALID`` (``srun`` tasks without torchrun).
+
+        Raises:
+            TrainingError: The variables contradict each other.
+        """
+        environ = os.environ if environ is None else environ
+        rank, world, local = rank_from_environ(environ)
+        if torch.cuda.is_available() and environ.get("SYNTH_LAB_DEVICE", "") != "cpu":
             torch.cuda.set_device(local)
             device = torch.device("cuda", local)
         else:
             device = torch.device("cpu")
         return cls(rank, world, local, device)
+
+
+def _int(environ: Mapping[str, str], name: str) -> int | None:
+    value = environ.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise TrainingError(
+            f"{name}={value!r} is not a number", hint=f"unset {name}, or set it to an integer"
+        ) from None
+
+
+def _slurm_tasks(environ: Mapping[str, str]) -> int:
+    """Tasks of this Slurm step (``srun``), not of the allocation (the batch script sees that)."""
+    return _int(environ, "SLURM_STEP_NUM_TASKS") or 0
+
+
+def rank_from_environ(environ: Mapping[str, str]) -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` of this process; ``(0, 1, 0)`` when started alone.
+
+    Raises:
+        TrainingError: Inconsistent variables, which would otherwise have each of N processes
+            train alone into the same folder.
+    """
+    tasks = _slurm_tasks(environ)
+    world = _int(environ, "WORLD_SIZE")
+    if world is not None:  # torchrun (possibly one per node under srun), or our own launcher
+        rank, local = _int(environ, "RANK"), _int(environ, "LOCAL_RANK")
+        if rank is None or not 0 <= rank < world or world < 1:
+            raise TrainingError(
+                f"RANK={environ.get('RANK')!r} does not fit WORLD_SIZE={world}",
+                hint="start the job with torchrun (it sets both), or unset both",
+            )
+        if tasks > 1 and (world < tasks or world % tasks):
+            raise TrainingError(
+                f"WORLD_SIZE={world} is not a multiple of the {tasks} Slurm tasks of this step",
+                hint="run one torchrun per node (srun --ntasks-per-node=1 torchrun ...), or "
+                "unset WORLD_SIZE/RANK so each srun task is one rank",
+            )
+        return rank, world, rank if local is None else local
+    if tasks > 1:  # srun with one task per rank, no torchrun
+        rank, local = _int(environ, "SLURM_PROCID"), _int(environ, "SLURM_LOCALID")
+        if rank is None or not 0 <= rank < tasks or local is None:
+            raise TrainingError(
+                f"Slurm says this step has {tasks} tasks but SLURM_PROCID="
+                f"{environ.get('SLURM_PROCID')!r}, SLURM_LOCALID={environ.get('SLURM_LOCALID')!r}",
+                hint="start the ranks with srun (it sets all three), or use torchrun",
+            )
+        if not environ.get("MASTER_ADDR") or not environ.get("MASTER_PORT"):
+            raise TrainingError(
+                f"rank {rank} of {tasks} Slurm tasks, but MASTER_ADDR/MASTER_PORT are not set",
+                hint="export them in the batch script (synth-lab launch --emit slurm shows how)",
+            )
+        return rank, tasks, local
+    return 0, 1, 0
+
+
+def launched_as_rank(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process was started as one rank of a job by torchrun or ``srun``."""
+    environ = os.environ if environ is None else environ
+    return "TORCHELASTIC_RUN_ID" in environ or _slurm_tasks(environ) > 1
 
 
 def init_process_group(env: DistEnv) -> None:
@@ -61,6 +129,10 @@ def init_process_group(env: DistEnv) -> None:
         kwargs: dict[str, Any] = {"timeout": timedelta(minutes=30)}
         if env.device.type == "cuda":
             kwargs["device_id"] = env.device
+        # Slurm tasks know MASTER_ADDR/PORT from the batch script; the env:// rendezvous
+        # reads the rest from these.
+        os.environ.setdefault("RANK", str(env.rank))
+        os.environ.setdefault("WORLD_SIZE", str(env.world_size))
         dist.init_process_group(backend, rank=env.rank, world_size=env.world_size, **kwargs)
 
 

@@ -361,8 +361,12 @@ def _resume_checkpoint(spec: TrainSpec, out: Path) -> Path | None:
     return ckpt.latest_checkpoint(out)  # nothing saved yet: start from scratch
 
 
-def _check_supported(config: Any) -> None:
-    """Refuse, before any work, what the local trainer cannot do."""
+def _check_supported(config: Any, *, launched: bool | None = None) -> None:
+    """Refuse, before any work, what the local trainer cannot do.
+
+    ``launched``: started as one rank by torchrun or srun (default: read from the environment),
+    which is how a job spans several nodes.
+    """
     par, compute = config.parallelism, config.compute
     if par.use_deepspeed and importlib.util.find_spec("deepspeed") is None:
         raise MissingDependencyError("deepspeed", "DeepSpeed ZeRO (use_deepspeed = true)")
@@ -377,8 +381,14 @@ def _check_supported(config: Any) -> None:
             "tensor and pipeline parallelism are not available in the local trainer",
             hint="submit the job remotely (synth-lab train without --local), or set both to 1",
         )
-    if compute and (compute.nodes or 1) > 1:
+    if launched is None:
+        from synth_lab.train.distributed import launched_as_rank
+
+        launched = launched_as_rank()
+    if compute and (compute.nodes or 1) > 1 and not launched:
         raise TrainingError(
-            "the local trainer runs on one machine; the config asks for several nodes",
-            hint="submit the job remotely (synth-lab train without --local), or set nodes = 1",
+            f"the config asks for {compute.nodes} nodes: one process here cannot start them",
+            hint="start it with torchrun or Slurm on every node: `synth-lab launch --config "
+            "CONFIG --dataset DATA --emit torchrun` (or `--emit slurm`) prints the commands; "
+            "or set nodes = 1",
         )
