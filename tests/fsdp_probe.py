@@ -36,7 +36,11 @@ def main() -> None:
     )
     strategy = make_strategy(config, env, Precision("fp32", None, False, "probe"), 2)
     decay = decay_parameter_names(model)
-    model, _ = strategy.setup(model, lambda m: torch.optim.AdamW(param_groups(m, 0.1, decay)))
+    model, _, _ = strategy.setup(
+        model,
+        lambda m: torch.optim.AdamW(param_groups(m, 0.1, decay)),
+        lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0),
+    )
     ids = torch.randint(0, 64, (1, 16))
     with strategy.accumulate(last=False):
         model(input_ids=ids, labels=ids).loss.backward()

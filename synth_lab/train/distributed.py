@@ -203,9 +203,16 @@ class Strategy:
         self.scaler = torch.amp.GradScaler(env.device.type) if use_scaler else None
         self.model: Any = None
         self.optimizer: Any = None
+        self.scheduler: Any = None
 
-    def setup(self, model: Any, make_optimizer: Callable[[Any], Any]) -> tuple[Any, Any]:
-        """Wrap ``model`` and build the optimizer over the wrapped parameters."""
+    def setup(
+        self,
+        model: Any,
+        make_optimizer: Callable[[Any], Any],
+        make_scheduler: Callable[[Any], Any],
+    ) -> tuple[Any, Any, Any]:
+        """Wrap ``model``; build the optimizer over the wrapped parameters and the LR
+        scheduler over the optimizer; returns all three."""
         if self.env.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -213,7 +220,8 @@ class Strategy:
             ids = [self.env.device.index] if self.env.device.type == "cuda" else None
             model = DistributedDataParallel(model, device_ids=ids)
         self.model, self.optimizer = model, make_optimizer(model)
-        return self.model, self.optimizer
+        self.scheduler = make_scheduler(self.optimizer)
+        return self.model, self.optimizer, self.scheduler
 
     @property
     def bare(self) -> Any:
@@ -233,7 +241,8 @@ class Strategy:
         return torch.nn.utils.clip_grad_norm_(params, max_norm)
 
     def step(self, max_norm: float) -> float:
-        """Clip, step the optimizer, clear gradients; returns the gradient norm before clipping."""
+        """Clip, step the optimizer and the schedule, clear gradients; returns the gradient
+        norm before clipping."""
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         norm = self._clip(max_norm)
@@ -242,6 +251,7 @@ class Strategy:
             self.scaler.update()
         else:
             self.optimizer.step()
+        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm)
 

@@ -37,7 +37,12 @@ def _mesh(strategy: str, device_type: str) -> Any:
 class FSDPStrategy(Strategy):
     """FSDP2 over the transformer blocks and the root, with a mixed-precision policy."""
 
-    def setup(self, model: Any, make_optimizer: Callable[[Any], Any]) -> tuple[Any, Any]:
+    def setup(
+        self,
+        model: Any,
+        make_optimizer: Callable[[Any], Any],
+        make_scheduler: Callable[[Any], Any],
+    ) -> tuple[Any, Any, Any]:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         par = self.config.parallelism
@@ -65,7 +70,8 @@ class FSDPStrategy(Strategy):
 
             self.scaler = ShardedGradScaler(self.env.device.type)
         self.model, self.optimizer = model, make_optimizer(model)
-        return self.model, self.optimizer
+        self.scheduler = make_scheduler(self.optimizer)
+        return self.model, self.optimizer, self.scheduler
 
     @property
     def bare(self) -> Any:

@@ -150,10 +150,13 @@ def train(
         groups = param_groups(m, hp.weight_decay or 0.0, decay)
         return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=fused)
 
-    model, optimizer = strategy.setup(model, make_optimizer)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_with_warmup(warmup, plan.total_steps)
-    )
+    def make_scheduler(torch_optimizer: torch.optim.Optimizer) -> Any:
+        return torch.optim.lr_scheduler.LambdaLR(
+            torch_optimizer, cosine_with_warmup(warmup, plan.total_steps)
+        )
+
+    model, optimizer, scheduler = strategy.setup(model, make_optimizer, make_scheduler)
+    groups = scheduler.optimizer.param_groups  # the torch optimizer's, under any wrapper
     step = int(state.get("step", 0))
     if resume_from:
         ckpt.load_training_state(resume_from, strategy=strategy, scheduler=scheduler)
@@ -161,8 +164,8 @@ def train(
         # The schedule follows this call's config and step count (a resumed run may change
         # max_steps or the learning rate), not the values saved with the optimizer.
         factor = cosine_with_warmup(warmup, plan.total_steps)
-        scheduler.base_lrs = [lr for _ in optimizer.param_groups]
-        for group in optimizer.param_groups:
+        scheduler.base_lrs = [lr for _ in groups]
+        for group in groups:
             group["lr"] = lr * factor(step)
             group["initial_lr"] = lr
         if state.get("n_examples") != len(examples) or state.get("seed") != spec.seed:
@@ -196,7 +199,7 @@ def train(
         "world_size": env.world_size,
         "strategy": strategy.name,
         "trainable_params": trainable_params,
-        "weight_decay_tensors": len(optimizer.param_groups[0]["params"]),
+        "weight_decay_tensors": len(groups[0]["params"]),
         "total_params": total_params,
         "resumed_from": str(resume_from) if resume_from else None,
         "start_step": step,
@@ -246,6 +249,7 @@ def train(
         with stop.installed():
             while step < plan.total_steps:
                 model.train()
+                step_lr = groups[0]["lr"]  # before the step moves the schedule on
                 bins, n_trained, n_tokens = plan.micro_batches(step, env.rank)
                 step_loss = torch.zeros((), device=env.device)
                 for i, indices in enumerate(bins):
@@ -257,8 +261,6 @@ def train(
                         strategy.backward(loss * (env.world_size / n_trained))
                     step_loss += loss.detach()
                 grad_norm = strategy.step(MAX_GRAD_NORM)
-                step_lr = optimizer.param_groups[0]["lr"]
-                scheduler.step()
                 step += 1
                 total_loss, stop_votes = all_reduce_sum(
                     [float(step_loss), float(stop.requested)], env

@@ -10,15 +10,19 @@ from typing import Any
 
 import torch
 
+from synth_lab.config.model import DEFAULT_ZERO_STAGE
 from synth_lab.train.distributed import Strategy
-
-DEFAULT_ZERO_STAGE = 0  # what the config layer reports for use_deepspeed without a stage
 
 
 class DeepSpeedStrategy(Strategy):
     """DeepSpeed ZeRO (stage from ``deepspeed_stage``)."""
 
-    def setup(self, model: Any, make_optimizer: Callable[[Any], Any]) -> tuple[Any, Any]:
+    def setup(
+        self,
+        model: Any,
+        make_optimizer: Callable[[Any], Any],
+        make_scheduler: Callable[[Any], Any],
+    ) -> tuple[Any, Any, Any]:
         import deepspeed
 
         par = self.config.parallelism
@@ -34,12 +38,17 @@ class DeepSpeedStrategy(Strategy):
             "fp16": {"enabled": precision == "fp16"},
             "steps_per_print": 10**9,
         }
-        optimizer = make_optimizer(model)
-        engine, optimizer, _, _ = deepspeed.initialize(
-            model=model, optimizer=optimizer, config=ds_config
+        # The engine wraps the optimizer in one of its own (not a torch Optimizer, which a
+        # torch scheduler needs): hand it the scheduler's constructor, so the schedule is
+        # built over the torch optimizer inside and stepped by the engine at each boundary.
+        engine, optimizer, _, scheduler = deepspeed.initialize(
+            model=model,
+            optimizer=make_optimizer(model),
+            lr_scheduler=make_scheduler,
+            config=ds_config,
         )
-        self.model, self.optimizer = engine, optimizer
-        return engine, optimizer
+        self.model, self.optimizer, self.scheduler = engine, optimizer, scheduler
+        return engine, optimizer, scheduler
 
     def accumulate(self, last: bool) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()  # the engine knows the accumulation boundary
@@ -47,7 +56,7 @@ class DeepSpeedStrategy(Strategy):
     def backward(self, loss: torch.Tensor) -> None:
         # The engine divides by its accumulation steps; our loss is already normalised.
         self.model.backward(loss * self.accumulation)
-        self.model.step()  # an optimizer step only at the accumulation boundary
+        self.model.step()  # optimizer and scheduler step only at the accumulation boundary
 
     def step(self, max_norm: float) -> float:
         norm = self.model.get_global_grad_norm()
