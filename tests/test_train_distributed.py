@@ -144,3 +144,25 @@ def test_accumulation_under_fsdp_keeps_gradients_sharded() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     held = json.loads(done.stdout.strip().splitlines()[-1])
     assert held["grad_elements"] / held["param_elements"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_fsdp_checkpoints_are_sharded_and_resume_bit_equal(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    cfg = config_text(parallel="fsdp = true")
+    kwargs = {"nproc": 2, "live": False, "save_steps": 2, "keep_checkpoints": 0, "max_steps": 4}
+    straight = run(cfg, records(16, seed=3), output_dir=tmp_path / "a", **kwargs)
+    step2 = tmp_path / "a" / "step-000002"
+    # Each rank wrote its own optimizer shard; no full optimizer state anywhere.
+    assert len(list((step2 / "optimizer").glob("*.distcp"))) == 2
+    assert not (step2 / "optimizer.pt").exists()
+
+    resumed = run(cfg, records(16, seed=3), output_dir=tmp_path / "b", resume=str(step2), **kwargs)
+    assert resumed.summary["start_step"] == 2
+    assert curve(resumed)[-2:] == curve(straight)[-2:]  # bit-equal on CPU
+    # final/ is one consolidated model that transformers loads, equal to the straight run's.
+    one, two = (load_file(r.final_dir / "model.safetensors") for r in (straight, resumed))
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    assert not (resumed.final_dir / "optimizer").exists()
+    AutoModelForCausalLM.from_pretrained(resumed.final_dir)
+    assert children() == []

@@ -279,6 +279,13 @@ class Strategy:
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state)
 
+    def save_sharded(self, folder: Path) -> None:
+        """Write what each rank saves for itself (sharded state); all ranks call it."""
+
+    def load_sharded(self, folder: Path) -> bool:
+        """Restore what :meth:`save_sharded` wrote; ``False`` when the folder has none."""
+        return False
+
     def extra_state(self) -> dict[str, Any]:
         return {"scaler": self.scaler.state_dict()} if self.scaler else {}
 

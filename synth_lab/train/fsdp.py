@@ -18,6 +18,8 @@ import torch
 
 from synth_lab.train.distributed import Strategy, transformer_block_classes
 
+SHARDED_OPTIMIZER = "optimizer"  # a torch.distributed.checkpoint folder inside a checkpoint
+
 
 def _mesh(strategy: str, device_type: str) -> Any:
     """The device mesh: 1-D for full/grad-op sharding, replicate × shard for the others."""
@@ -133,12 +135,36 @@ class FSDPStrategy(Strategy):
             config.save_pretrained(str(folder))
 
     def optimizer_state(self) -> dict[str, Any] | None:
+        return None  # sharded, see save_sharded
+
+    def save_sharded(self, folder: Path) -> None:
+        """The optimizer state with ``torch.distributed.checkpoint``: each rank writes its own
+        shards into ``optimizer/``; nothing is gathered."""
+        import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-        state = get_optimizer_state_dict(self.model, self.optimizer, options=self._options())
-        return state if self.env.is_main else None
+        state = {"optimizer": get_optimizer_state_dict(self.model, self.optimizer)}
+        dcp.save(state, checkpoint_id=str(folder / SHARDED_OPTIMIZER))
+
+    def load_sharded(self, folder: Path) -> bool:
+        """Read this rank's shards back (any world size: DCP reshards on load)."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import (
+            get_optimizer_state_dict,
+            set_optimizer_state_dict,
+        )
+
+        path = folder / SHARDED_OPTIMIZER
+        if not path.is_dir():
+            return False
+        # The template (this rank's shards, state initialised) says what to read and where.
+        state = {"optimizer": get_optimizer_state_dict(self.model, self.optimizer)}
+        dcp.load(state, checkpoint_id=str(path))
+        set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"])
+        return True
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        """A full optimizer state (``optimizer.pt`` of checkpoints before sharded saving)."""
         from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
         options = self._options(broadcast_from_rank0=False)

@@ -71,10 +71,13 @@ class DeepSpeedStrategy(Strategy):
         return state if self.env.is_main else None
 
     def optimizer_state(self) -> dict[str, Any] | None:
-        return None  # saved by the engine itself, see save_engine
+        return None  # saved by the engine itself, see save_sharded
 
-    def save_engine(self, folder: Path) -> None:
+    def save_sharded(self, folder: Path) -> None:
         self.model.save_checkpoint(str(folder / "deepspeed"), tag="state")
 
-    def load_engine(self, folder: Path) -> None:
+    def load_sharded(self, folder: Path) -> bool:
+        if not (folder / "deepspeed").is_dir():
+            return False
         self.model.load_checkpoint(str(folder / "deepspeed"), tag="state")
+        return True
