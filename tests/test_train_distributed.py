@@ -77,6 +77,9 @@ def test_two_processes_match_one_with_the_same_global_batch(
     assert double.summary["strategy"] == ("DDP" if "false" in parallel else "FSDP (full_shard)")
     assert single.summary["gradient_accumulation_steps"] == (4 if bf16 else 2)
     assert double.summary["gradient_accumulation_steps"] == (2 if bf16 else 1)
+    # Peak host (and device) memory of every rank is in the summary.
+    memory = double.summary["memory_per_rank"]
+    assert [m["rank"] for m in memory] == [0, 1] and all(m["peak_host_mb"] > 0 for m in memory)
     # Decay groups are chosen by name before wrapping: sharded parameters don't change them.
     assert double.summary["weight_decay_tensors"] == single.summary["weight_decay_tensors"] > 0
     if bf16:  # the frozen base is bf16, the adapter fp32: the mix FSDP1 cannot flatten

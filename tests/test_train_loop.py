@@ -207,3 +207,17 @@ def test_clear_errors_before_training(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(TrainingError, match="max_steps"):
         run(config_text(), records(4), output_dir=tmp_path, max_steps=0)
     assert not (tmp_path / "a").exists()
+
+
+def test_ranks_other_than_0_build_the_model_without_weights() -> None:
+    # Under FSDP they get their shards from rank 0: no full copy of the weights is made.
+    from synth_lab.config import load_config
+    from synth_lab.train.model import choose_precision, load_model
+
+    cpu = torch.device("cpu")
+    for kind in ("fft", "peft"):
+        config = load_config(config_text(hyper=f'train_kind = "{kind}"'))
+        precision = choose_precision("fp32", cpu)
+        model, _ = load_model(config, device=cpu, precision=precision, empty=True)
+        assert all(p.is_meta for p in model.parameters())
+        assert any(p.requires_grad for p in model.parameters())

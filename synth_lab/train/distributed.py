@@ -150,6 +150,22 @@ def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:
     return tensor.tolist()
 
 
+def peak_memory(env: DistEnv) -> list[dict[str, Any]]:
+    """Peak host memory (RSS) and device memory of every rank, in MiB (collective)."""
+    import resource
+
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    device = None
+    if env.device.type == "cuda":
+        device = torch.cuda.max_memory_allocated(env.device) / 2**20
+    mine = {"rank": env.rank, "peak_host_mb": round(rss_kib / 1024, 1), "peak_device_mb": device}
+    if not env.distributed:
+        return [mine]
+    every: list[Any] = [None] * env.world_size
+    dist.all_gather_object(every, mine)
+    return every
+
+
 def barrier(env: DistEnv) -> None:
     if env.distributed:
         dist.barrier()

@@ -61,12 +61,17 @@ class FSDPStrategy(Strategy):
             # shard_grad_op keeps parameters gathered from forward to backward (ZeRO-2).
             "reshard_after_forward": self.sharding != "shard_grad_op",
         }
+        # Rank 0 loaded the weights; the others hold an empty (meta) model. Keep rank 0's
+        # full tensors until they are sent: sharding replaces the module's parameters.
+        full = model.state_dict() if self.env.is_main else {}
         if (par.fsdp_auto_wrap_policy or "transformer_block") == "transformer_block":
             blocks = tuple(transformer_block_classes(model))
             for module in list(model.modules()):
                 if blocks and isinstance(module, blocks):
                     fully_shard(module, **kwargs)
         fully_shard(model, **kwargs)
+        self._fill_from_rank0(model, full)
+        del full
         if self.scaler is not None:
             from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
 
@@ -74,6 +79,20 @@ class FSDPStrategy(Strategy):
         self.model, self.optimizer = model, make_optimizer(model)
         self.scheduler = make_scheduler(self.optimizer)
         return self.model, self.optimizer, self.scheduler
+
+    def _fill_from_rank0(self, model: Any, full: dict[str, Any]) -> None:
+        """Give every rank its shards of rank 0's weights, and rank 0's buffers."""
+        import torch.distributed as dist
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        if any(p.is_meta for p in model.parameters()) or any(b.is_meta for b in model.buffers()):
+            model.to_empty(device=self.env.device)
+        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+        set_model_state_dict(model, full, options=options)
+        # Buffers are not sharded, and non-persistent ones (rotary frequencies) are not in
+        # any state dict: rank 0 computed them, everyone takes its copy.
+        for buffer in model.buffers():
+            dist.broadcast(buffer.data, src=0)
 
     @property
     def bare(self) -> Any:

@@ -27,6 +27,7 @@ from synth_lab.train.distributed import (
     decay_parameter_names,
     make_strategy,
     param_groups,
+    peak_memory,
 )
 from synth_lab.train.export import write_final
 from synth_lab.train.metrics import (
@@ -95,9 +96,14 @@ def train(
     random.seed(spec.seed)
     precision = choose_precision(config.precision, env.device)
     adapter = mode in ("lora", "qlora")
+    # Under FSDP only rank 0 reads the weights (into host memory); the others build the model
+    # on the meta device and receive their shards from rank 0 once it is sharded.
+    par = config.parallelism
+    shard_on_load = bool(par.fsdp) and env.distributed and mode != "qlora"
     model, tokenizer = load_model(
         config,
-        device=env.device,
+        device=torch.device("cpu") if shard_on_load else env.device,
+        empty=shard_on_load and not env.is_main,
         precision=precision,
         adapter_from=resume_from if adapter else None,
         weights_from=resume_from if not adapter else None,
@@ -308,6 +314,7 @@ def train(
     # -- the final folder: the best checkpoint if asked, else the last one
     final_dir = None
     best_dir = out / ckpt.checkpoint_name(best.step) if best.step else None
+    summary["memory_per_rank"] = peak_memory(env)
     summary.update(
         status=status,
         steps=step,

@@ -175,6 +175,7 @@ def load_model(
     adapter_from: str | os.PathLike[str] | None = None,
     weights_from: str | os.PathLike[str] | None = None,
     trainable: bool = True,
+    empty: bool = False,
 ) -> tuple[Any, Any]:
     """The model (on ``device``) and tokenizer for ``config``'s model and training mode.
 
@@ -185,6 +186,8 @@ def load_model(
         adapter_from: A folder with a saved adapter to continue (LoRA, QLoRA).
         weights_from: A folder with full weights to start from instead of the base model.
         trainable: Set up for training (LoRA layers trainable, checkpointing as configured).
+        empty: Build the model on the meta device, without weights (FSDP ranks other than 0:
+            they receive their shards from rank 0 after sharding).
 
     Raises:
         MissingDependencyError: QLoRA without bitsandbytes, LoRA without peft.
@@ -221,14 +224,22 @@ def load_model(
     else:
         kwargs["dtype"] = torch.float32  # trained weights stay fp32; autocast does the rest
     try:
-        with quiet_progress():
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        if empty:
+            with torch.device("meta"):
+                model = AutoModelForCausalLM.from_config(
+                    AutoConfig.from_pretrained(source),
+                    attn_implementation=attention,
+                    dtype=kwargs["dtype"],
+                )
+        else:
+            with quiet_progress():
+                model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError, RuntimeError) as exc:
         raise TrainingError(
             f"could not load model '{config.job.model}' from {source}: {exc}",
             hint="check that the folder holds a causal language model (config.json + weights)",
         ) from exc
-    if mode != "qlora":
+    if mode != "qlora" and not empty:
         model.to(device)
     checkpointing = bool(config.parallelism.activation_checkpointing) and trainable
     if mode == "qlora":
