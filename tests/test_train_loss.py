@@ -39,6 +39,21 @@ def test_chunked_loss_and_gradients_equal_the_plain_ones(chunk: int) -> None:
     assert torch.allclose(got_h, want_h, atol=1e-5) and torch.allclose(got_w, want_w, atol=1e-5)
 
 
+def test_ignored_targets_add_nothing_as_in_the_plain_loss() -> None:
+    gen = torch.Generator().manual_seed(2)
+    hidden = torch.randn(6, 8, generator=gen, requires_grad=True)
+    weight = torch.randn(30, 8, generator=gen, requires_grad=True)
+    targets = torch.tensor([3, -100, 7, -100, 0, 29])
+    expected = plain(hidden, weight, targets)
+    want = torch.autograd.grad(expected, (hidden, weight))
+    got = linear_cross_entropy(hidden, weight, targets, chunk=4)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert all(
+        torch.allclose(a, b, atol=1e-5)
+        for a, b in zip(torch.autograd.grad(got, (hidden, weight)), want, strict=True)
+    )
+
+
 def test_a_frozen_output_layer_gets_no_gradient_and_bf16_stays_close() -> None:
     gen = torch.Generator().manual_seed(1)
     hidden = torch.randn(12, 16, generator=gen, requires_grad=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+IGNORE_INDEX = -100
 CE_CHUNK_POSITIONS = 1024  # positions whose logits exist at once (fp32: chunk × vocab × 4 B)
 
 # Models that post-process the logits after the output layer (soft-capping, scaling): the
@@ -48,13 +49,17 @@ class _LinearCrossEntropy(torch.autograd.Function):
         for start in range(0, hidden.shape[0], chunk):
             h = hidden[start : start + chunk].to(dtype)
             t = targets[start : start + chunk]
+            valid = (
+                t != IGNORE_INDEX
+            )  # a placeholder row's target adds nothing, as in F.cross_entropy
+            t = t.clamp(min=0)
             logits = (h @ w.T).float()
             lse = torch.logsumexp(logits, dim=-1)
-            loss += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
+            loss += ((lse - logits.gather(1, t[:, None]).squeeze(1)) * valid).sum()
             # d loss / d logits = softmax - one_hot(target), in place over the chunk's logits.
             grad = logits.sub_(lse[:, None]).exp_()
             grad[torch.arange(t.shape[0], device=t.device), t] -= 1.0
-            grad = grad.to(dtype)
+            grad = (grad * valid[:, None]).to(dtype)
             if want_h:
                 grad_h[start : start + chunk] = (grad @ w).to(hidden.dtype)
             if want_w:

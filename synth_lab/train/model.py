@@ -320,6 +320,9 @@ def token_loss_sum(model: Any, batch: Any, precision: Precision, device: torch.d
     chunked = supports_chunked_loss(bare)
     head = loss_head(bare, batch.targets) if chunked else contextlib.nullcontext()
     keep = batch.keep
+    extra = {}
+    if getattr(bare.config, "_attn_implementation", None) == "synth_lab_varlen":
+        extra["synth_lab_bounds"] = batch.bounds  # once per row, not once per layer
     with precision.context(device), head:
         out = model(
             input_ids=batch.input_ids,
@@ -331,6 +334,7 @@ def token_loss_sum(model: Any, batch: Any, precision: Precision, device: torch.d
             cu_seq_lens_k=batch.cu_seqlens,
             max_length_q=batch.max_seqlen,
             max_length_k=batch.max_seqlen,
+            **extra,
         )
     if chunked:
         loss = out.logits  # the chunked head returned the summed loss
