@@ -221,3 +221,27 @@ def test_ranks_other_than_0_build_the_model_without_weights() -> None:
         model, _ = load_model(config, device=cpu, precision=precision, empty=True)
         assert all(p.is_meta for p in model.parameters())
         assert any(p.requires_grad for p in model.parameters())
+
+
+def live_models() -> int:
+    import gc
+
+    from transformers import PreTrainedModel
+
+    gc.collect()
+    return sum(isinstance(o, PreTrainedModel) for o in gc.get_objects())
+
+
+def test_nothing_of_a_run_stays_in_memory_after_it_ends_or_fails(tmp_path: Path) -> None:
+    before = live_models()
+    result = run(config_text(), records(8), output_dir=tmp_path / "ok", max_steps=1, live=False)
+    assert result.status == "completed" and live_models() == before
+
+    def fail(point: MetricPoint) -> None:
+        raise RuntimeError("a logger failed")
+
+    # The error's traceback is kept (as a notebook keeps it), and the model is still freed.
+    with pytest.raises(RuntimeError, match="a logger failed") as info:
+        run(config_text(), records(8), output_dir=tmp_path / "x", max_steps=1, logger=fail)
+    assert info.value.__traceback__ is not None
+    assert live_models() == before

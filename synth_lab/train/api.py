@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,12 @@ def _run_here(
     jsonl = JSONLLogger(out / "metrics.jsonl")
     try:
         return train(spec, DistEnv(device=device), LoggerGroup([jsonl, group]), StopSignal())
+    except BaseException as exc:
+        _drop_locals(exc)
+        raise
     finally:
         jsonl.close()
+        release_memory()
 
 
 def _run_as_rank(
@@ -154,10 +159,35 @@ def _run_as_rank(
     try:
         summary = train(spec, env, LoggerGroup([jsonl, group]), StopSignal())
         return {**summary, "rank": env.rank}
+    except BaseException as exc:
+        _drop_locals(exc)
+        raise
     finally:
         if jsonl is not None:
             jsonl.close()
         destroy_process_group()
+        release_memory()
+
+
+def _drop_locals(exc: BaseException) -> None:
+    """Free what the failed run's frames hold (model, optimizer state, batches).
+
+    A notebook keeps the last traceback (``sys.last_traceback``, ``%debug``), and with it every
+    frame's locals: without this, a failed run would pin its model in GPU memory until the
+    next error replaces the traceback.
+    """
+    traceback.clear_frames(exc.__traceback__)
+
+
+def release_memory() -> None:
+    """Return cached GPU memory to the driver once nothing refers to the run's tensors."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _run_workers(
