@@ -23,9 +23,10 @@ SHARDED_OPTIMIZER = "optimizer"  # a torch.distributed.checkpoint folder inside 
 
 def _mesh(strategy: str, device_type: str) -> Any:
     """The device mesh: 1-D for full/grad-op sharding, replicate × shard for the others."""
+    import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = dist.get_world_size()
     if strategy == "no_shard":  # every rank a replica: DDP's memory, FSDP's code path
         return init_device_mesh(device_type, (world, 1), mesh_dim_names=("replicate", "shard"))
     if strategy == "hybrid_shard":  # shard within a node, replicate across nodes

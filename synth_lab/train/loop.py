@@ -98,8 +98,7 @@ def train(
     adapter = mode in ("lora", "qlora")
     # Under FSDP only rank 0 reads the weights (into host memory); the others build the model
     # on the meta device and receive their shards from rank 0 once it is sharded.
-    par = config.parallelism
-    shard_on_load = bool(par.fsdp) and env.distributed and mode != "qlora"
+    shard_on_load = bool(config.parallelism.fsdp) and env.distributed and mode != "qlora"
     model, tokenizer = load_model(
         config,
         device=torch.device("cpu") if shard_on_load else env.device,
