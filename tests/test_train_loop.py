@@ -226,8 +226,9 @@ def test_clear_errors_before_training(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(TrainingError, match="tensor and pipeline") as info:
         run(config_text(parallel="tensor_parallel_size = 2"), records(4), output_dir=tmp_path)
     assert "remote" in info.value.hint
-    with pytest.raises(TrainingError, match="one machine"):
+    with pytest.raises(TrainingError, match="asks for 2 nodes") as info:
         run(config_text(extra="[compute]\nnodes = 2"), records(4), output_dir=tmp_path)
+    assert "synth-lab launch" in info.value.hint and "--emit torchrun" in info.value.hint
     with pytest.raises(MissingDependencyError, match="deepspeed"):
         run(config_text(parallel="use_deepspeed = true"), records(4), output_dir=tmp_path)
     with pytest.raises(DatasetError, match="no training data"):
@@ -238,3 +239,41 @@ def test_clear_errors_before_training(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(TrainingError, match="max_steps"):
         run(config_text(), records(4), output_dir=tmp_path, max_steps=0)
     assert not (tmp_path / "a").exists()
+
+
+def test_ranks_other_than_0_build_the_model_without_weights() -> None:
+    # Under FSDP they get their shards from rank 0: no full copy of the weights is made.
+    from synth_lab.config import load_config
+    from synth_lab.train.model import choose_precision, load_model
+
+    cpu = torch.device("cpu")
+    for kind in ("fft", "peft"):
+        config = load_config(config_text(hyper=f'train_kind = "{kind}"'))
+        precision = choose_precision("fp32", cpu)
+        model, _ = load_model(config, device=cpu, precision=precision, empty=True)
+        assert all(p.is_meta for p in model.parameters())
+        assert any(p.requires_grad for p in model.parameters())
+
+
+def live_models() -> int:
+    import gc
+
+    from transformers import PreTrainedModel
+
+    gc.collect()
+    return sum(isinstance(o, PreTrainedModel) for o in gc.get_objects())
+
+
+def test_nothing_of_a_run_stays_in_memory_after_it_ends_or_fails(tmp_path: Path) -> None:
+    before = live_models()
+    result = run(config_text(), records(8), output_dir=tmp_path / "ok", max_steps=1, live=False)
+    assert result.status == "completed" and live_models() == before
+
+    def fail(point: MetricPoint) -> None:
+        raise RuntimeError("a logger failed")
+
+    # The error's traceback is kept (as a notebook keeps it), and the model is still freed.
+    with pytest.raises(RuntimeError, match="a logger failed") as info:
+        run(config_text(), records(8), output_dir=tmp_path / "x", max_steps=1, logger=fail)
+    assert info.value.__traceback__ is not None
+    assert live_models() == before

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from synth_lab import __version__
+from synth_lab.cli.launch import add_launch_parser, run_launch
 from synth_lab.cli.plan import add_plan_parser
 from synth_lab.cli.remote import add_remote_arguments
 from synth_lab.cli.serve import add_serve_parser, run_serve
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_serve_parser(sub)
     add_plan_parser(sub)
+    add_launch_parser(sub)
 
     data = sub.add_parser("data", help="dataset tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -70,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from synth_lab.cli.plan import run_plan
 
             return run_plan(args)
+        if args.command == "launch":
+            return run_launch(args)
         from synth_lab.cli.data import run_lint
 
         return run_lint(args)

@@ -75,7 +75,9 @@ def run_local(args: argparse.Namespace, config: str) -> int:
         live=False,
         examples=args.examples,
     )
-    if args.json:
+    if result.summary.get("rank", 0) != 0:
+        pass  # one rank of a torchrun/srun job: rank 0 reports for all
+    elif args.json:
         print_json(result.to_dict())
     else:
         print(repr(result))

@@ -13,6 +13,8 @@ from synth_lab.config import checks, schema
 from synth_lab.config.source import dumps_toml, edit_toml, key_positions, locate, parse_toml
 from synth_lab.errors import ConfigError, Problem
 
+DEFAULT_ZERO_STAGE = 2  # DeepSpeed stage when use_deepspeed is set without one
+
 
 class SFTConfig(schema.ConfigModel):
     """A validated SFT config (the synth-ai TOML format), immutable.
@@ -240,7 +242,7 @@ class SFTConfig(schema.ConfigModel):
         """How the model is spread over devices, in words."""
         par = self.parallelism
         if par.use_deepspeed:
-            stage = par.deepspeed_stage if par.deepspeed_stage is not None else 0
+            stage = par.deepspeed_stage if par.deepspeed_stage is not None else DEFAULT_ZERO_STAGE
             return f"DeepSpeed ZeRO-{stage}"
         if par.fsdp:
             return f"FSDP ({par.fsdp_sharding_strategy or 'full_shard'})"

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -39,6 +40,24 @@ class _Worker:
     devices: list[int]
     log_file: IO[bytes]
     kill_at: float | None = None
+
+
+def gpu_environment(devices: list[int], server_env: Mapping[str, str]) -> dict[str, str]:
+    """``CUDA_VISIBLE_DEVICES`` for a job given the server's GPUs ``devices`` (0, 1, ...).
+
+    The server's GPUs are those its own ``CUDA_VISIBLE_DEVICES`` lists, when set (indices,
+    ``GPU-`` UUIDs or ``MIG-`` ids): job device ``i`` is entry ``i`` of that list, not physical
+    GPU ``i``. Ordinals are read in PCI bus order, as ``nvidia-smi`` numbers them, unless the
+    server was given another ``CUDA_DEVICE_ORDER``.
+    """
+    visible = server_env.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        ids = [str(d) for d in devices]
+    else:
+        entries = [v.strip() for v in visible.split(",") if v.strip() and v.strip() != "-1"]
+        ids = [entries[d] for d in devices]
+    order = server_env.get("CUDA_DEVICE_ORDER") or "PCI_BUS_ID"
+    return {"CUDA_VISIBLE_DEVICES": ",".join(ids), "CUDA_DEVICE_ORDER": order}
 
 
 @dataclass
@@ -204,7 +223,7 @@ class Scheduler:
         job_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         log_file = open(job_dir / "worker.log", "ab")  # noqa: SIM115 - closed when reaped
         env = self.worker_env()
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, devices)) if devices else ""
+        env.update(gpu_environment(devices, os.environ))
         env.setdefault("OMP_NUM_THREADS", "1")
         env["PYTHONUNBUFFERED"] = "1"
         command = [

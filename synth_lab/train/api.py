@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +76,21 @@ def run(
     out = Path(output_dir).expanduser().resolve()
     train_data = _training_data(config, dataset, examples)
     validation = validation_dataset if validation_dataset is not None else config.validation_path
-    world = _world_size(config, nproc)
+    from synth_lab.train.distributed import launched_as_rank
+
+    as_rank = launched_as_rank()  # one rank of a torchrun / srun job
+    if as_rank and nproc not in (None, 1):
+        raise TrainingError(
+            f"nproc={nproc} inside a job started by torchrun or srun",
+            hint="the launcher starts the processes: leave nproc out (--nproc) and set "
+            "--nproc_per_node / --ntasks instead",
+        )
+    world = 1 if as_rank else _world_size(config, nproc)
 
     from synth_lab.train.loop import _check_supported
     from synth_lab.train.model import resolve_model_path
 
-    _check_supported(config)
+    _check_supported(config, launched=as_rank)
     resolve_model_path(config.job.model)  # a missing model fails here, not in N workers
 
     memory = MemoryLogger()
@@ -104,7 +114,9 @@ def run(
     }
     group = LoggerGroup([memory, extra, view])
     try:
-        if world == 1:
+        if as_rank:
+            summary = _run_as_rank(spec_args, train_data, validation, group, out)
+        elif world == 1:
             summary = _run_here(spec_args, train_data, validation, group, out)
         else:
             summary = _run_workers(spec_args, train_data, validation, group, world)
@@ -141,8 +153,58 @@ def _run_here(
     jsonl = JSONLLogger(out / "metrics.jsonl")
     try:
         return train(spec, DistEnv(device=device), LoggerGroup([jsonl, group]), StopSignal())
+    except BaseException as exc:
+        _drop_locals(exc)
+        raise
     finally:
         jsonl.close()
+        release_memory()
+
+
+def _run_as_rank(
+    spec_args: dict[str, Any], train_data: Any, validation: Any, group: Any, out: Path
+) -> dict:
+    """This process is one rank of a job torchrun or srun started: join it and train our
+    share; rank 0 alone writes ``metrics.jsonl`` (the loop ignores loggers elsewhere)."""
+    from synth_lab.train.distributed import DistEnv, destroy_process_group, init_process_group
+    from synth_lab.train.loop import train
+
+    env = DistEnv.from_environ()
+    spec = TrainSpec(dataset=train_data, validation=validation, **spec_args)
+    jsonl = JSONLLogger(out / "metrics.jsonl") if env.is_main else None
+    init_process_group(env)
+    try:
+        summary = train(spec, env, LoggerGroup([jsonl, group]), StopSignal())
+        return {**summary, "rank": env.rank}
+    except BaseException as exc:
+        _drop_locals(exc)
+        raise
+    finally:
+        if jsonl is not None:
+            jsonl.close()
+        destroy_process_group()
+        release_memory()
+
+
+def _drop_locals(exc: BaseException) -> None:
+    """Free what the failed run's frames hold (model, optimizer state, batches).
+
+    A notebook keeps the last traceback (``sys.last_traceback``, ``%debug``), and with it every
+    frame's locals: without this, a failed run would pin its model in GPU memory until the
+    next error replaces the traceback.
+    """
+    traceback.clear_frames(exc.__traceback__)
+
+
+def release_memory() -> None:
+    """Return cached GPU memory to the driver once nothing refers to the run's tensors."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _run_workers(

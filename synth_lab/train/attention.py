@@ -13,18 +13,33 @@ unpadded training row (generation with a KV cache, padded batches) goes to the s
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 NAME = "synth_lab_varlen"
+KERNEL_DEVICES = ("cuda",)  # where PyTorch's varlen flash kernel exists
 _registered = False
 _cuda_varlen_ok = True
+_reported: set[str] = set()
+log = logging.getLogger(__name__)
+
+
+def _fallback(reason: str) -> None:
+    """Say once per process (and reason) that the fast kernel is not used, never silently."""
+    if reason not in _reported:
+        _reported.add(reason)
+        log.warning("varlen attention: %s; using one SDPA call per conversation", reason)
 
 
 def _boundaries(kwargs: dict[str, Any], length: int) -> list[int] | None:
-    """Conversation starts and the row end, from ``cu_seq_lens_q`` or restarting positions."""
+    """Conversation starts and the row end: the trainer's host copy (``synth_lab_bounds``,
+    computed once per row), else ``cu_seq_lens_q`` or restarting positions (a device sync)."""
+    bounds = kwargs.get("synth_lab_bounds")
+    if bounds and bounds[-1] == length:
+        return list(bounds)
     cu = kwargs.get("cu_seq_lens_q")
     if cu is not None:
         return [int(x) for x in cu.tolist()]
@@ -58,10 +73,22 @@ def varlen_attention(
         )
     gqa = query.shape[1] != key.shape[1]
     p = dropout if module.training else 0.0
-    if query.is_cuda and query.dtype in (torch.float16, torch.bfloat16) and p == 0.0:
-        out = _cuda_varlen(query, key, value, kwargs.get("cu_seq_lens_q"), bounds, scaling, gqa)
-        if out is not None:
-            return out, None
+    device = query.device.type
+    if torch.is_autocast_enabled(device):
+        # Under autocast q/k come from fp32 projections (norms, rotary) while v is already in
+        # the compute dtype: one dtype for all three, or the fused kernels refuse them.
+        dtype = torch.get_autocast_dtype(device)
+        query, key, value = query.to(dtype), key.to(dtype), value.to(dtype)
+    if device in KERNEL_DEVICES:
+        if query.dtype not in (torch.float16, torch.bfloat16):
+            _fallback(f"{query.dtype} inputs (the kernel needs fp16/bf16: train in bf16)")
+        elif p != 0.0:
+            _fallback("attention dropout (the kernel has none)")
+        else:
+            cu = kwargs.get("cu_seq_lens_q")
+            out = _cuda_varlen(query, key, value, cu, bounds, scaling, gqa)
+            if out is not None:
+                return out, None
     sizes = [end - start for start, end in itertools.pairwise(bounds)]
     # split, not slicing: the backward of one split is one concatenation, while every slice
     # would write its gradient into a zero-filled copy of the whole row.
@@ -111,8 +138,9 @@ def _cuda_varlen(
             window_size=(-1, 0),  # causal
             enable_gqa=gqa,
         )
-    except (ImportError, RuntimeError, NotImplementedError, TypeError):
+    except (ImportError, RuntimeError, NotImplementedError, TypeError) as exc:
         _cuda_varlen_ok = False  # an older torch or GPU: use the per-conversation loop
+        _fallback(f"the varlen kernel is not available here ({type(exc).__name__}: {exc})")
         return None
     return out.unsqueeze(0)  # [1, L, H, D]
 

@@ -1,11 +1,12 @@
 """Checkpoints: ``output_dir/step-000123/``, written atomically, found again on resume.
 
 A checkpoint holds the weights (or the LoRA adapter) and tokenizer, so it loads on its own with
-``from_pretrained``; plus ``optimizer.pt``, ``scheduler.pt``, one ``rng-rank{r}.pt`` per process,
-``trainer_state.json`` (step, data position, best metric) and ``config.toml``. Everything is
-written into a hidden ``.step-000123.partial`` folder and renamed into place, so a folder named
-``step-*`` is always complete; an interrupted save leaves only the hidden folder, which the next
-save or resume removes.
+``from_pretrained``; plus the optimizer state (``optimizer.pt``; under FSDP an ``optimizer/``
+folder of per-rank shards written with ``torch.distributed.checkpoint``), ``scheduler.pt``,
+one ``rng-rank{r}.pt`` per process, ``trainer_state.json`` (step, data position, best metric)
+and ``config.toml``. Everything is written into a hidden ``.step-000123.partial`` folder and
+renamed into place, so a folder named ``step-*`` is always complete; an interrupted save leaves
+only the hidden folder, which the next save or resume removes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 
 from synth_lab._files import atomic_write_text
-from synth_lab.train.distributed import DeepSpeedStrategy, DistEnv, Strategy, barrier
+from synth_lab.train.distributed import DistEnv, Strategy, barrier
 from synth_lab.train.model import quiet_progress
 
 STATE_FILE = "trainer_state.json"
@@ -109,8 +110,7 @@ def save_checkpoint(
         with quiet_progress():
             strategy.save_model(tmp)  # collective under FSDP
         optimizer = strategy.optimizer_state()  # collective under FSDP
-        if isinstance(strategy, DeepSpeedStrategy):
-            strategy.save_engine(tmp)
+        strategy.save_sharded(tmp)  # collective: every rank writes its own shards
         torch.save(rng_state(env.device), tmp / f"rng-rank{env.rank}.pt")
         if env.is_main:
             if optimizer is not None:
@@ -146,10 +146,10 @@ def load_training_state(
     """Restore optimizer, scheduler and this rank's RNG (weights were loaded with the model)."""
     path = Path(checkpoint)
     env = strategy.env
-    if isinstance(strategy, DeepSpeedStrategy):
-        strategy.load_engine(path)
-    elif (path / "optimizer.pt").is_file():
-        optimizer = torch.load(path / "optimizer.pt", map_location=env.device, weights_only=False)
+    if not strategy.load_sharded(path) and (path / "optimizer.pt").is_file():
+        # To host memory first: the optimizer moves each state to its parameter's device, so
+        # the device never holds the loaded copy and the live one at once.
+        optimizer = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
         strategy.load_optimizer_state(optimizer)
     extra = torch.load(path / "scheduler.pt", weights_only=False)
     scheduler.load_state_dict(extra.pop("scheduler"))
@@ -172,7 +172,7 @@ def prune(output_dir: str | os.PathLike[str], keep: int, protect: Path | None) -
 def copy_model_files(source: Path, target: Path) -> None:
     """Copy a checkpoint's weights/adapter and tokenizer (not optimizer or RNG) to ``target``."""
     target.mkdir(parents=True, exist_ok=True)
-    skip = {"optimizer.pt", "scheduler.pt", STATE_FILE, "config.toml", "deepspeed"}
+    skip = {"optimizer.pt", "optimizer", "scheduler.pt", STATE_FILE, "config.toml", "deepspeed"}
     for item in source.iterdir():
         if item.name in skip or item.name.startswith("rng-rank"):
             continue

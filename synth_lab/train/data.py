@@ -72,6 +72,7 @@ class PackedBatch:
         max_seqlen: Longest conversation in the row.
         n_tokens: Real tokens in the row (``0`` for a placeholder).
         n_trained: Supervised tokens in the row.
+        bounds: ``cu_seqlens`` as host integers, so attention needs no device sync per layer.
     """
 
     input_ids: torch.Tensor
@@ -82,6 +83,7 @@ class PackedBatch:
     max_seqlen: int
     n_tokens: int
     n_trained: int
+    bounds: tuple[int, ...] = ()
 
     def to(self, device: torch.device) -> PackedBatch:
         if device.type == "cpu":
@@ -96,6 +98,7 @@ class PackedBatch:
             self.max_seqlen,
             self.n_tokens,
             self.n_trained,
+            self.bounds,
         )
 
 
@@ -195,6 +198,7 @@ def pack(examples: Sequence[Example]) -> PackedBatch:
             1,
             0,
             0,
+            (0, 1),
         )
     input_ids = torch.cat([e.input_ids for e in examples])
     targets = torch.cat([e.targets for e in examples])
@@ -212,6 +216,7 @@ def pack(examples: Sequence[Example]) -> PackedBatch:
         max(lengths),
         int(input_ids.numel()),
         int(keep.numel()),
+        tuple(cu.tolist()),  # computed on the host, where the row is built
     )
 
 

@@ -1,7 +1,7 @@
 """Inside a training process: the process group, and how the model is shared between ranks.
 
-One :class:`Strategy` per way of sharing: a single process or DDP (:class:`Strategy`), FSDP
-(:class:`FSDPStrategy`) and DeepSpeed ZeRO (:class:`DeepSpeedStrategy`). The loop only calls
+One :class:`Strategy` per way of sharing: a single process or DDP (:class:`Strategy`), FSDP2
+(``fsdp.py``) and DeepSpeed ZeRO (``zero.py``). The loop only calls
 ``accumulate``, ``backward``, ``step`` and the save/load helpers, so it reads the same for all.
 Starting the processes is ``launcher.py``'s job.
 """
@@ -9,11 +9,9 @@ Starting the processes is ``launcher.py``'s job.
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
 import os
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -43,17 +41,85 @@ class DistEnv:
         return self.world_size > 1
 
     @classmethod
-    def from_environ(cls) -> DistEnv:
-        """Read ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (set by the launcher or torchrun)."""
-        rank = int(os.environ.get("RANK", "0"))
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        local = int(os.environ.get("LOCAL_RANK", str(rank)))
-        if torch.cuda.is_available() and os.environ.get("SYNTH_LAB_DEVICE", "") != "cpu":
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> DistEnv:
+        """This process's rank, from torchrun's (or our launcher's) ``RANK``/``WORLD_SIZE``/
+        ``LOCAL_RANK``, else from Slurm's ``SLURM_PROCID``/``SLURM_STEP_NUM_TASKS``/
+        ``SLURM_LOCALID`` (``srun`` tasks without torchrun).
+
+        Raises:
+            TrainingError: The variables contradict each other.
+        """
+        environ = os.environ if environ is None else environ
+        rank, world, local = rank_from_environ(environ)
+        if torch.cuda.is_available() and environ.get("SYNTH_LAB_DEVICE", "") != "cpu":
             torch.cuda.set_device(local)
             device = torch.device("cuda", local)
         else:
             device = torch.device("cpu")
         return cls(rank, world, local, device)
+
+
+def _int(environ: Mapping[str, str], name: str) -> int | None:
+    value = environ.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise TrainingError(
+            f"{name}={value!r} is not a number", hint=f"unset {name}, or set it to an integer"
+        ) from None
+
+
+def _slurm_tasks(environ: Mapping[str, str]) -> int:
+    """Tasks of this Slurm step (``srun``), not of the allocation (the batch script sees that)."""
+    return _int(environ, "SLURM_STEP_NUM_TASKS") or 0
+
+
+def rank_from_environ(environ: Mapping[str, str]) -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` of this process; ``(0, 1, 0)`` when started alone.
+
+    Raises:
+        TrainingError: Inconsistent variables, which would otherwise have each of N processes
+            train alone into the same folder.
+    """
+    tasks = _slurm_tasks(environ)
+    world = _int(environ, "WORLD_SIZE")
+    if world is not None:  # torchrun (possibly one per node under srun), or our own launcher
+        rank, local = _int(environ, "RANK"), _int(environ, "LOCAL_RANK")
+        if rank is None or not 0 <= rank < world or world < 1:
+            raise TrainingError(
+                f"RANK={environ.get('RANK')!r} does not fit WORLD_SIZE={world}",
+                hint="start the job with torchrun (it sets both), or unset both",
+            )
+        if tasks > 1 and (world < tasks or world % tasks):
+            raise TrainingError(
+                f"WORLD_SIZE={world} is not a multiple of the {tasks} Slurm tasks of this step",
+                hint="run one torchrun per node (srun --ntasks-per-node=1 torchrun ...), or "
+                "unset WORLD_SIZE/RANK so each srun task is one rank",
+            )
+        return rank, world, rank if local is None else local
+    if tasks > 1:  # srun with one task per rank, no torchrun
+        rank, local = _int(environ, "SLURM_PROCID"), _int(environ, "SLURM_LOCALID")
+        if rank is None or not 0 <= rank < tasks or local is None:
+            raise TrainingError(
+                f"Slurm says this step has {tasks} tasks but SLURM_PROCID="
+                f"{environ.get('SLURM_PROCID')!r}, SLURM_LOCALID={environ.get('SLURM_LOCALID')!r}",
+                hint="start the ranks with srun (it sets all three), or use torchrun",
+            )
+        if not environ.get("MASTER_ADDR") or not environ.get("MASTER_PORT"):
+            raise TrainingError(
+                f"rank {rank} of {tasks} Slurm tasks, but MASTER_ADDR/MASTER_PORT are not set",
+                hint="export them in the batch script (synth-lab launch --emit slurm shows how)",
+            )
+        return rank, tasks, local
+    return 0, 1, 0
+
+
+def launched_as_rank(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process was started as one rank of a job by torchrun or ``srun``."""
+    environ = os.environ if environ is None else environ
+    return "TORCHELASTIC_RUN_ID" in environ or _slurm_tasks(environ) > 1
 
 
 def init_process_group(env: DistEnv) -> None:
@@ -63,6 +129,10 @@ def init_process_group(env: DistEnv) -> None:
         kwargs: dict[str, Any] = {"timeout": timedelta(minutes=30)}
         if env.device.type == "cuda":
             kwargs["device_id"] = env.device
+        # Slurm tasks know MASTER_ADDR/PORT from the batch script; the env:// rendezvous
+        # reads the rest from these.
+        os.environ.setdefault("RANK", str(env.rank))
+        os.environ.setdefault("WORLD_SIZE", str(env.world_size))
         dist.init_process_group(backend, rank=env.rank, world_size=env.world_size, **kwargs)
 
 
@@ -80,17 +150,49 @@ def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:
     return tensor.tolist()
 
 
+def peak_memory(env: DistEnv) -> list[dict[str, Any]]:
+    """Peak host memory (RSS) and device memory of every rank, in MiB (collective)."""
+    import resource
+
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    device = None
+    if env.device.type == "cuda":
+        device = torch.cuda.max_memory_allocated(env.device) / 2**20
+    mine = {"rank": env.rank, "peak_host_mb": round(rss_kib / 1024, 1), "peak_device_mb": device}
+    if not env.distributed:
+        return [mine]
+    every: list[Any] = [None] * env.world_size
+    dist.all_gather_object(every, mine)
+    return every
+
+
 def barrier(env: DistEnv) -> None:
     if env.distributed:
         dist.barrier()
 
 
-def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: decay matrices, not biases or norm scales (nanoGPT's rule: ``ndim >= 2``)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    rest = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}]
+def decay_parameter_names(model: Any) -> set[str]:
+    """Trainable parameters that get weight decay: matrices, not biases or norm scales.
+
+    Decided by name and shape on the bare model, before any wrapper: FSDP shards, flat
+    parameters and DeepSpeed partitions change shapes, and a rule applied after wrapping puts
+    everything in the no-decay group.
+    """
+    return {
+        name
+        for name, p in unwrap(model).named_parameters()
+        if p.requires_grad
+        and p.ndim >= 2
+        and not name.endswith("bias")
+        and "norm" not in name.rpartition(".")[0].rpartition(".")[2].lower()
+    }
+
+
+def param_groups(model: Any, weight_decay: float, decay: set[str]) -> list[dict[str, Any]]:
+    """AdamW groups over ``model`` (possibly wrapped): ``decay`` names first, the rest after."""
+    named = [(n, p) for n, p in unwrap(model).named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in named if n in decay], "weight_decay": weight_decay}]
+    rest = [p for n, p in named if n not in decay]
     if rest:
         groups.append({"params": rest, "weight_decay": 0.0})
     return groups
@@ -117,9 +219,16 @@ class Strategy:
         self.scaler = torch.amp.GradScaler(env.device.type) if use_scaler else None
         self.model: Any = None
         self.optimizer: Any = None
+        self.scheduler: Any = None
 
-    def setup(self, model: Any, make_optimizer: Callable[[Any], Any]) -> tuple[Any, Any]:
-        """Wrap ``model`` and build the optimizer over the wrapped parameters."""
+    def setup(
+        self,
+        model: Any,
+        make_optimizer: Callable[[Any], Any],
+        make_scheduler: Callable[[Any], Any],
+    ) -> tuple[Any, Any, Any]:
+        """Wrap ``model``; build the optimizer over the wrapped parameters and the LR
+        scheduler over the optimizer; returns all three."""
         if self.env.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -127,7 +236,8 @@ class Strategy:
             ids = [self.env.device.index] if self.env.device.type == "cuda" else None
             model = DistributedDataParallel(model, device_ids=ids)
         self.model, self.optimizer = model, make_optimizer(model)
-        return self.model, self.optimizer
+        self.scheduler = make_scheduler(self.optimizer)
+        return self.model, self.optimizer, self.scheduler
 
     @property
     def bare(self) -> Any:
@@ -147,7 +257,8 @@ class Strategy:
         return torch.nn.utils.clip_grad_norm_(params, max_norm)
 
     def step(self, max_norm: float) -> float:
-        """Clip, step the optimizer, clear gradients; returns the gradient norm before clipping."""
+        """Clip, step the optimizer and the schedule, clear gradients; returns the gradient
+        norm before clipping."""
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         norm = self._clip(max_norm)
@@ -156,6 +267,7 @@ class Strategy:
             self.scaler.update()
         else:
             self.optimizer.step()
+        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm)
 
@@ -183,174 +295,19 @@ class Strategy:
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state)
 
+    def save_sharded(self, folder: Path) -> None:
+        """Write what each rank saves for itself (sharded state); all ranks call it."""
+
+    def load_sharded(self, folder: Path) -> bool:
+        """Restore what :meth:`save_sharded` wrote; ``False`` when the folder has none."""
+        return False
+
     def extra_state(self) -> dict[str, Any]:
         return {"scaler": self.scaler.state_dict()} if self.scaler else {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if self.scaler and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-
-
-class FSDPStrategy(Strategy):
-    """PyTorch FSDP: parameters, gradients and optimizer state sharded across ranks."""
-
-    def setup(self, model: Any, make_optimizer: Callable[[Any], Any]) -> tuple[Any, Any]:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-        from torch.distributed.fsdp import ShardingStrategy
-        from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
-        from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
-
-        par = self.config.parallelism
-        strategy = (par.fsdp_sharding_strategy or "full_shard").upper()
-        self.name = f"FSDP ({strategy.lower()})"
-        policy = None
-        if (par.fsdp_auto_wrap_policy or "transformer_block") == "transformer_block":
-            blocks = transformer_block_classes(model)
-            if blocks:
-                policy = functools.partial(
-                    transformer_auto_wrap_policy, transformer_layer_cls=blocks
-                )
-        if self.scaler is not None:
-            self.scaler = ShardedGradScaler(self.env.device.type)
-        self.model = FSDP(
-            model,
-            sharding_strategy=ShardingStrategy[strategy],
-            auto_wrap_policy=policy,
-            # LoRA mixes frozen and trainable weights in one block: that needs orig params.
-            use_orig_params=par.fsdp_use_orig_params is not False,
-            device_id=self.env.device,
-            sync_module_states=False,  # every rank loaded the same weights from disk
-            limit_all_gathers=True,
-        )
-        self.optimizer = make_optimizer(self.model)
-        return self.model, self.optimizer
-
-    def _clip(self, max_norm: float) -> torch.Tensor:
-        return self.model.clip_grad_norm_(max_norm)
-
-    @contextlib.contextmanager
-    def _full_state(self) -> Iterator[None]:
-        from torch.distributed.fsdp import (
-            FullOptimStateDictConfig,
-            FullStateDictConfig,
-            StateDictType,
-        )
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-        # Offloading (and rank-0-only gathering) crashes when the shards already live on the
-        # CPU, and buys nothing there; on GPUs it keeps the full copy out of device memory.
-        gpu = self.env.device.type == "cuda"
-        with warnings.catch_warnings():
-            # state_dict_type is deprecated in favour of torch.distributed.checkpoint, which
-            # writes sharded files; we want plain save_pretrained folders.
-            warnings.simplefilter("ignore", FutureWarning)
-            ctx = FSDP.state_dict_type(
-                self.model,
-                StateDictType.FULL_STATE_DICT,
-                FullStateDictConfig(offload_to_cpu=gpu, rank0_only=gpu),
-                FullOptimStateDictConfig(offload_to_cpu=gpu, rank0_only=False),
-            )
-            with ctx:
-                yield
-
-    def model_state(self) -> dict[str, Any] | None:
-        with self._full_state():
-            state = self.model.state_dict()
-        return state if self.env.is_main else None
-
-    def save_model(self, folder: Path) -> None:
-        bare = self.bare
-        if not hasattr(bare, "peft_config"):
-            super().save_model(folder)
-            return
-        # peft picks adapter weights by module name, and FSDP renames modules: select them
-        # from the gathered (clean-named) state dict here, in peft's file layout.
-        state = self.model_state()
-        if self.env.is_main:
-            import dataclasses
-
-            from safetensors.torch import save_file
-
-            name = getattr(bare, "active_adapter", "default")
-            adapter = {
-                k.replace(f".{name}.", "."): v.contiguous()
-                for k, v in (state or {}).items()
-                if "lora_" in k
-            }
-            folder.mkdir(parents=True, exist_ok=True)
-            save_file(adapter, str(folder / "adapter_model.safetensors"), {"format": "pt"})
-            config = dataclasses.replace(bare.peft_config[name], inference_mode=True)
-            config.save_pretrained(str(folder))
-
-    def optimizer_state(self) -> dict[str, Any] | None:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-        with self._full_state():
-            state = FSDP.optim_state_dict(self.model, self.optimizer)
-        return state if self.env.is_main else None
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-        with self._full_state():
-            flat = FSDP.optim_state_dict_to_load(self.model, self.optimizer, state)
-        self.optimizer.load_state_dict(flat)
-
-
-class DeepSpeedStrategy(Strategy):
-    """DeepSpeed ZeRO (stage from ``deepspeed_stage``); the engine owns accumulation."""
-
-    def setup(self, model: Any, make_optimizer: Callable[[Any], Any]) -> tuple[Any, Any]:
-        import deepspeed
-
-        par = self.config.parallelism
-        stage = par.deepspeed_stage if par.deepspeed_stage is not None else 2
-        self.name = f"DeepSpeed ZeRO-{stage}"
-        precision = self.precision.name
-        ds_config = {
-            "train_micro_batch_size_per_gpu": 1,
-            "gradient_accumulation_steps": self.accumulation,
-            "gradient_clipping": 1.0,
-            "zero_optimization": {"stage": stage},
-            "bf16": {"enabled": precision == "bf16"},
-            "fp16": {"enabled": precision == "fp16"},
-            "steps_per_print": 10**9,
-        }
-        optimizer = make_optimizer(model)
-        engine, optimizer, _, _ = deepspeed.initialize(
-            model=model, optimizer=optimizer, config=ds_config
-        )
-        self.model, self.optimizer = engine, optimizer
-        return engine, optimizer
-
-    def accumulate(self, last: bool) -> contextlib.AbstractContextManager[Any]:
-        return contextlib.nullcontext()  # the engine knows the accumulation boundary
-
-    def backward(self, loss: torch.Tensor) -> None:
-        # The engine divides by its accumulation steps; our loss is already normalised.
-        self.model.backward(loss * self.accumulation)
-        self.model.step()  # an optimizer step only at the accumulation boundary
-
-    def step(self, max_norm: float) -> float:
-        norm = self.model.get_global_grad_norm()
-        return float(norm) if norm is not None else float("nan")
-
-    def model_state(self) -> dict[str, Any] | None:
-        stage = self.model.zero_optimization_stage()
-        if stage == 3:
-            state = self.model._zero3_consolidated_16bit_state_dict()
-        else:
-            state = self.bare.state_dict()
-        return state if self.env.is_main else None
-
-    def optimizer_state(self) -> dict[str, Any] | None:
-        return None  # saved by the engine itself, see save_engine
-
-    def save_engine(self, folder: Path) -> None:
-        self.model.save_checkpoint(str(folder / "deepspeed"), tag="state")
-
-    def load_engine(self, folder: Path) -> None:
-        self.model.load_checkpoint(str(folder / "deepspeed"), tag="state")
 
 
 def transformer_block_classes(model: Any) -> set[type]:
@@ -377,6 +334,8 @@ def make_strategy(config: Any, env: DistEnv, precision: Any, accumulation: int) 
                 "DeepSpeed needs GPUs",
                 hint="set use_deepspeed = false to train on CPU (DDP or FSDP)",
             )
+        from synth_lab.train.zero import DeepSpeedStrategy
+
         return DeepSpeedStrategy(env, config, precision, accumulation)
     if par.fsdp and env.distributed:
         if config.train_mode == "qlora":
@@ -384,5 +343,7 @@ def make_strategy(config: Any, env: DistEnv, precision: Any, accumulation: int) 
                 "QLoRA with FSDP is not supported by the local trainer",
                 hint="set fsdp = false (QLoRA then runs one copy per process with DDP)",
             )
+        from synth_lab.train.fsdp import FSDPStrategy
+
         return FSDPStrategy(env, config, precision, accumulation)
     return Strategy(env, config, precision, accumulation)

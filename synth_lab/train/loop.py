@@ -21,7 +21,14 @@ from synth_lab.config import load_config, schema
 from synth_lab.errors import MissingDependencyError, TrainingError
 from synth_lab.train import checkpoint as ckpt
 from synth_lab.train.data import StepPlan, encode_examples, load_records, pack, pack_rows
-from synth_lab.train.distributed import DistEnv, all_reduce_sum, make_strategy, param_groups
+from synth_lab.train.distributed import (
+    DistEnv,
+    all_reduce_sum,
+    decay_parameter_names,
+    make_strategy,
+    param_groups,
+    peak_memory,
+)
 from synth_lab.train.export import write_final
 from synth_lab.train.metrics import (
     TRAIN_LOSS,
@@ -89,9 +96,13 @@ def train(
     random.seed(spec.seed)
     precision = choose_precision(config.precision, env.device)
     adapter = mode in ("lora", "qlora")
+    # Under FSDP only rank 0 reads the weights (into host memory); the others build the model
+    # on the meta device and receive their shards from rank 0 once it is sharded.
+    shard_on_load = bool(config.parallelism.fsdp) and env.distributed and mode != "qlora"
     model, tokenizer = load_model(
         config,
-        device=env.device,
+        device=torch.device("cpu") if shard_on_load else env.device,
+        empty=shard_on_load and not env.is_main,
         precision=precision,
         adapter_from=resume_from if adapter else None,
         weights_from=resume_from if not adapter else None,
@@ -137,16 +148,20 @@ def train(
     lr = hp.learning_rate or DEFAULT_LR[mode]
     warmup = math.ceil(plan.total_steps * (hp.warmup_ratio or 0.0))
     strategy = make_strategy(config, env, precision, accumulation)
+    decay = decay_parameter_names(model)  # by name, before the strategy wraps the model
 
     def make_optimizer(m: Any) -> torch.optim.Optimizer:
         fused = env.device.type in ("cuda", "cpu") and not config.parallelism.use_deepspeed
-        groups = param_groups(m, hp.weight_decay or 0.0)
+        groups = param_groups(m, hp.weight_decay or 0.0, decay)
         return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=fused)
 
-    model, optimizer = strategy.setup(model, make_optimizer)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, cosine_with_warmup(warmup, plan.total_steps)
-    )
+    def make_scheduler(torch_optimizer: torch.optim.Optimizer) -> Any:
+        return torch.optim.lr_scheduler.LambdaLR(
+            torch_optimizer, cosine_with_warmup(warmup, plan.total_steps)
+        )
+
+    model, optimizer, scheduler = strategy.setup(model, make_optimizer, make_scheduler)
+    groups = scheduler.optimizer.param_groups  # the torch optimizer's, under any wrapper
     step = int(state.get("step", 0))
     if resume_from:
         ckpt.load_training_state(resume_from, strategy=strategy, scheduler=scheduler)
@@ -154,8 +169,8 @@ def train(
         # The schedule follows this call's config and step count (a resumed run may change
         # max_steps or the learning rate), not the values saved with the optimizer.
         factor = cosine_with_warmup(warmup, plan.total_steps)
-        scheduler.base_lrs = [lr for _ in optimizer.param_groups]
-        for group in optimizer.param_groups:
+        scheduler.base_lrs = [lr for _ in groups]
+        for group in groups:
             group["lr"] = lr * factor(step)
             group["initial_lr"] = lr
         if state.get("n_examples") != len(examples) or state.get("seed") != spec.seed:
@@ -189,6 +204,7 @@ def train(
         "world_size": env.world_size,
         "strategy": strategy.name,
         "trainable_params": trainable_params,
+        "weight_decay_tensors": len(groups[0]["params"]),
         "total_params": total_params,
         "resumed_from": str(resume_from) if resume_from else None,
         "start_step": step,
@@ -238,6 +254,7 @@ def train(
         with stop.installed():
             while step < plan.total_steps:
                 model.train()
+                step_lr = groups[0]["lr"]  # before the step moves the schedule on
                 bins, n_trained, n_tokens = plan.micro_batches(step, env.rank)
                 step_loss = torch.zeros((), device=env.device)
                 for i, indices in enumerate(bins):
@@ -249,8 +266,6 @@ def train(
                         strategy.backward(loss * (env.world_size / n_trained))
                     step_loss += loss.detach()
                 grad_norm = strategy.step(MAX_GRAD_NORM)
-                step_lr = optimizer.param_groups[0]["lr"]
-                scheduler.step()
                 step += 1
                 total_loss, stop_votes = all_reduce_sum(
                     [float(step_loss), float(stop.requested)], env
@@ -298,6 +313,7 @@ def train(
     # -- the final folder: the best checkpoint if asked, else the last one
     final_dir = None
     best_dir = out / ckpt.checkpoint_name(best.step) if best.step else None
+    summary["memory_per_rank"] = peak_memory(env)
     summary.update(
         status=status,
         steps=step,
@@ -353,8 +369,12 @@ def _resume_checkpoint(spec: TrainSpec, out: Path) -> Path | None:
     return ckpt.latest_checkpoint(out)  # nothing saved yet: start from scratch
 
 
-def _check_supported(config: Any) -> None:
-    """Refuse, before any work, what the local trainer cannot do."""
+def _check_supported(config: Any, *, launched: bool | None = None) -> None:
+    """Refuse, before any work, what the local trainer cannot do.
+
+    ``launched``: started as one rank by torchrun or srun (default: read from the environment),
+    which is how a job spans several nodes.
+    """
     par, compute = config.parallelism, config.compute
     if par.use_deepspeed and importlib.util.find_spec("deepspeed") is None:
         raise MissingDependencyError("deepspeed", "DeepSpeed ZeRO (use_deepspeed = true)")
@@ -369,8 +389,14 @@ def _check_supported(config: Any) -> None:
             "tensor and pipeline parallelism are not available in the local trainer",
             hint="submit the job remotely (synth-lab train without --local), or set both to 1",
         )
-    if compute and (compute.nodes or 1) > 1:
+    if launched is None:
+        from synth_lab.train.distributed import launched_as_rank
+
+        launched = launched_as_rank()
+    if compute and (compute.nodes or 1) > 1 and not launched:
         raise TrainingError(
-            "the local trainer runs on one machine; the config asks for several nodes",
-            hint="submit the job remotely (synth-lab train without --local), or set nodes = 1",
+            f"the config asks for {compute.nodes} nodes: one process here cannot start them",
+            hint="start it with torchrun or Slurm on every node: `synth-lab launch --config "
+            "CONFIG --dataset DATA --emit torchrun` (or `--emit slurm`) prints the commands; "
+            "or set nodes = 1",
         )

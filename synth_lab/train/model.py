@@ -176,6 +176,7 @@ def load_model(
     adapter_from: str | os.PathLike[str] | None = None,
     weights_from: str | os.PathLike[str] | None = None,
     trainable: bool = True,
+    empty: bool = False,
 ) -> tuple[Any, Any]:
     """The model (on ``device``) and tokenizer for ``config``'s model and training mode.
 
@@ -186,6 +187,8 @@ def load_model(
         adapter_from: A folder with a saved adapter to continue (LoRA, QLoRA).
         weights_from: A folder with full weights to start from instead of the base model.
         trainable: Set up for training (LoRA layers trainable, checkpointing as configured).
+        empty: Build the model on the meta device, without weights (FSDP ranks other than 0:
+            they receive their shards from rank 0 after sharding).
 
     Raises:
         MissingDependencyError: QLoRA without bitsandbytes, LoRA without peft.
@@ -217,19 +220,27 @@ def load_model(
         )
         kwargs["device_map"] = {"": device.index if device.type == "cuda" else "cpu"}
         kwargs["dtype"] = compute
-    elif mode == "lora" and precision.autocast is not None and device.type == "cuda":
+    elif mode == "lora" and precision.autocast is not None:
         kwargs["dtype"] = precision.autocast  # the base is frozen: no fp32 master copy needed
     else:
         kwargs["dtype"] = torch.float32  # trained weights stay fp32; autocast does the rest
     try:
-        with quiet_progress():
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        if empty:
+            with torch.device("meta"):
+                model = AutoModelForCausalLM.from_config(
+                    AutoConfig.from_pretrained(source),
+                    attn_implementation=attention,
+                    dtype=kwargs["dtype"],
+                )
+        else:
+            with quiet_progress():
+                model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError, RuntimeError) as exc:
         raise TrainingError(
             f"could not load model '{config.job.model}' from {source}: {exc}",
             hint="check that the folder holds a causal language model (config.json + weights)",
         ) from exc
-    if mode != "qlora":
+    if mode != "qlora" and not empty:
         model.to(device)
     checkpointing = bool(config.parallelism.activation_checkpointing) and trainable
     if mode == "qlora":
@@ -310,11 +321,22 @@ def count_parameters(model: Any) -> tuple[int, int]:
 def token_loss_sum(model: Any, batch: Any, precision: Precision, device: torch.device) -> Any:
     """Sum of the cross-entropy over the supervised tokens of one packed row.
 
-    Logits are computed only where there is a target (``logits_to_keep``), which skips most of
-    the vocabulary projection in chat data where prompts are long.
+    Only supervised positions reach the output layer (``logits_to_keep``), which skips most of
+    the vocabulary projection in chat data where prompts are long; and where the model allows
+    it, the loss is computed in chunks inside the output layer (``loss.py``), so the logits of
+    a large vocabulary never exist for the whole row at once.
     """
+    from synth_lab.train.distributed import unwrap
+    from synth_lab.train.loss import loss_head, supports_chunked_loss
+
+    bare = unwrap(model)
+    chunked = supports_chunked_loss(bare)
+    head = loss_head(bare, batch.targets) if chunked else contextlib.nullcontext()
     keep = batch.keep
-    with precision.context(device):
+    extra = {}
+    if getattr(bare.config, "_attn_implementation", None) == "synth_lab_varlen":
+        extra["synth_lab_bounds"] = batch.bounds  # once per row, not once per layer
+    with precision.context(device), head:
         out = model(
             input_ids=batch.input_ids,
             position_ids=batch.position_ids,
@@ -325,9 +347,13 @@ def token_loss_sum(model: Any, batch: Any, precision: Precision, device: torch.d
             cu_seq_lens_k=batch.cu_seqlens,
             max_length_q=batch.max_seqlen,
             max_length_k=batch.max_seqlen,
+            **extra,
         )
-    logits = out.logits[0].float()
-    loss = torch.nn.functional.cross_entropy(logits, batch.targets, reduction="sum")
+    if chunked:
+        loss = out.logits  # the chunked head returned the summed loss
+    else:
+        logits = out.logits[0].float()
+        loss = torch.nn.functional.cross_entropy(logits, batch.targets, reduction="sum")
     if batch.n_trained == 0:
         loss = loss * 0.0  # a placeholder row: keep the graph (collectives), add nothing
     return loss
