@@ -59,13 +59,14 @@ def _bytes(t: Any) -> int:
 
 def measured_after_one_step(config: SFTConfig) -> dict[str, int]:
     """Load as the trainer does, take one AdamW step, count the bytes of what stays alive."""
-    from synth_lab.train.distributed import param_groups
+    from synth_lab.train.distributed import decay_parameter_names, param_groups
     from synth_lab.train.model import choose_precision, load_model
 
     device = torch.device("cpu")
     model, _ = load_model(config, device=device, precision=choose_precision("fp32", device))
     model.train()  # as the loop does (in eval mode bitsandbytes repacks 4-bit weights for CPUs)
-    optimizer = torch.optim.AdamW(param_groups(model, 0.0), lr=1e-3, fused=True)
+    groups = param_groups(model, 0.0, decay_parameter_names(model))
+    optimizer = torch.optim.AdamW(groups, lr=1e-3, fused=True)
     ids = torch.randint(0, 500, (1, 32))
     model(input_ids=ids, labels=ids).loss.backward()
     optimizer.step()
