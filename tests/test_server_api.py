@@ -19,10 +19,10 @@ import pytest
 from conftest import GOLDEN, chat, write_jsonl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from server_doubles import FAKE, FakeServer
 
-from synth_lab.server.testing import ServerProcess
+from synth_lab.server.process import ServerProcess
 
-FAKE = "synth_lab.server.testing:fake_run"
 KEY_A = "sk-owner-a-0123456789abcdef"
 KEY_A2 = "sk-owner-a-second-key-000000"
 KEY_B = "sk-owner-b-0123456789abcdef"
@@ -39,7 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "--keys-file", str(keys), "--runner", FAKE, "--gpus", "4", "--max-upload-mb", "1",
         "--model-map", "Qwen/Qwen3-4B=synth-lab/tiny-chat",
     ]  # fmt: skip
-    with ServerProcess(root / "data", extra_args=args) as srv:
+    with FakeServer(root / "data", extra_args=args) as srv:
         yield srv
 
 
