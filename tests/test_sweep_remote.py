@@ -20,6 +20,7 @@ import pytest
 from conftest import GOLDEN, chat, write_jsonl
 from server_doubles import FAKE, FakeServer
 
+from synth_lab._procs import signal_group
 from synth_lab.config import SFTConfig
 from synth_lab.errors import SynthLabError
 from synth_lab.server.process import ServerProcess
@@ -180,7 +181,7 @@ def test_a_killed_sweep_resumes_without_rerunning_anything(
                 break
             assert process.poll() is None, "the sweep ended before it could be killed"
             time.sleep(0.02)
-        os.killpg(process.pid, signal.SIGKILL)
+        signal_group(process, signal.SIGKILL)
     finally:
         process.wait(30)
     at_kill = snapshot(folder)

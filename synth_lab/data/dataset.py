@@ -13,7 +13,6 @@ at the source. Token counts are computed once per tokenizer, when first needed.
 from __future__ import annotations
 
 import html
-import io
 import json
 import os
 import random
@@ -25,7 +24,8 @@ import orjson
 
 from synth_lab._deps import require
 from synth_lab._files import atomic_write_bytes
-from synth_lab.data._linter import UNPARSED, open_dataset
+from synth_lab.data._lines import iter_lines, open_dataset, too_long
+from synth_lab.data._linter import UNPARSED
 from synth_lab.data.chat import (
     content_text,
     encode_chat,
@@ -43,7 +43,6 @@ pd = require("pandas", "The Dataset kit (%sft_data, Dataset)", "notebook")
 PROBLEM_COLUMNS = ("line", "path", "code", "severity", "message", "hint")
 _CHUNK = 512  # records encoded per batch: bounds memory, keeps batch tokenisation fast
 _HTML_ROWS = 20
-_READ_BUFFER = 1 << 20
 
 TokenStats = tuple[int, int, bool, int]  # n_tokens, n_trained, truncated, n_trained_lost
 
@@ -124,9 +123,12 @@ class Dataset:
         records: list[Any] = []
         lines: list[int] = []
         problems: list[Problem] = []
-        with io.BufferedReader(open_dataset(path), _READ_BUFFER) as handle:
-            for line, raw in enumerate(handle, start=1):
-                raw = raw.rstrip(b"\n")
+        with open_dataset(path) as handle:
+            for line, raw in enumerate(iter_lines(handle), start=1):
+                if raw is None:
+                    linter.records += 1
+                    problems.append(too_long(line))
+                    continue
                 found = linter.feed_line(raw, line)
                 if found:
                     problems.extend(found)

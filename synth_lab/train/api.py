@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from synth_lab._deps import require
+from synth_lab._notebook import in_notebook
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import DatasetError, TrainingError
 from synth_lab.train.metrics import JSONLLogger, LoggerGroup, MemoryLogger, as_logger, read_jsonl
@@ -88,7 +89,7 @@ def run(
     view = None
     history = out / "metrics.jsonl"
     prior = read_jsonl(history) if resume and history.is_file() else []
-    if live or (live is None and _in_notebook()):
+    if live or (live is None and in_notebook()):
         from synth_lab.train.live import LiveView
 
         view = LiveView(history=prior)
@@ -181,14 +182,10 @@ def _training_data(config: SFTConfig, dataset: Any, examples: int | None) -> Any
         )
     if examples is None:
         return data
-    if examples <= 0:
-        raise DatasetError(
-            f"examples must be a positive number, got {examples}",
-            hint="examples=N keeps the first N records of the training data",
-        )
-    if isinstance(data, (str, os.PathLike)):
-        from synth_lab.data.examples import first_examples
+    from synth_lab.data.examples import check_examples, first_examples
 
+    examples = check_examples(examples, "examples")
+    if isinstance(data, (str, os.PathLike)):
         with first_examples(data, examples) as subset:
             from synth_lab.train.data import load_records
 
@@ -214,9 +211,3 @@ def _world_size(config: SFTConfig, nproc: int | None) -> int:
         if torch.cuda.is_available():
             return min(config.world_size, torch.cuda.device_count())
     return 1
-
-
-def _in_notebook() -> bool:
-    from synth_lab.train.live import in_notebook
-
-    return in_notebook()
