@@ -14,7 +14,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from synth_lab.client._client import SynthClient
-from synth_lab.client.config import mask_key, resolve_api_key, resolve_base_url
 from synth_lab.client.errors import (
     APIConnectionError,
     APIError,
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
 
 _LAZY = {"RemoteJob", "attach", "submit"}
 
+# The client, remote runs and their errors; key and URL helpers are in synth_lab.client.config.
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -63,9 +63,6 @@ __all__ = [
     "ServerError",
     "SynthClient",
     "attach",
-    "mask_key",
-    "resolve_api_key",
-    "resolve_base_url",
     "submit",
 ]
 

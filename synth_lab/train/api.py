@@ -19,6 +19,7 @@ from synth_lab.train.spec import StopSignal, TrainSpec
 def run(
     config: SFTConfig | str | os.PathLike[str],
     dataset: Any = None,
+    *,
     output_dir: str | os.PathLike[str] = "runs/sft",
     max_steps: int | None = None,
     resume: bool | str | os.PathLike[str] = False,
@@ -28,7 +29,6 @@ def run(
     validation_dataset: Any = None,
     examples: int | None = None,
     seed: int = 0,
-    *,
     validation_split: float = 0.0,
     save_steps: int | None = None,
     keep_checkpoints: int = 2,
