@@ -387,14 +387,7 @@ class Dataset:
         *,
         bins: int = 50,
     ) -> Any:
-        """Histogram of record lengths (tokens with a tokenizer, else characters).
-
-        With a ``sequence_length`` the cut-off is drawn and the title gives the share of
-        records, and of supervised tokens, that truncation would lose.
-
-        Returns:
-            The matplotlib axes drawn on.
-        """
+        """Histogram of record lengths; see :func:`synth_lab.data.stats.plot_lengths`."""
         from synth_lab.data.stats import plot_lengths
 
         return plot_lengths(self, ax, tokenizer, sequence_length, bins=bins)
