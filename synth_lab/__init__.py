@@ -12,8 +12,9 @@ import torch, transformers, pandas or matplotlib, so the names below are importe
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from synth_lab._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from synth_lab.client.remote import attach, submit
@@ -70,15 +71,11 @@ def _version() -> str:
         return "0+unknown"
 
 
+_exported = lazy_attributes(__name__, _EXPORTS)
+
+
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name == "__version__":
-        value = _version()
-    else:
-        raise AttributeError(f"module 'synth_lab' has no attribute {name!r}")
-    globals()[name] = value  # later lookups skip this function
-    return value
+    return _version() if name == "__version__" else _exported(name)
 
 
 def __dir__() -> list[str]:

@@ -10,9 +10,9 @@ Importing this package loads httpx but none of torch, transformers, pandas or ma
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from synth_lab._lazy import lazy_attributes
 from synth_lab.client._client import SynthClient
 from synth_lab.client.errors import (
     APIConnectionError,
@@ -67,7 +67,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module("synth_lab.client.remote"), name)
-    raise AttributeError(f"module 'synth_lab.client' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(_LAZY, "synth_lab.client.remote"))
