@@ -3,6 +3,7 @@ that need the folder's secret, crash leftovers cleaned up, and a queue fair acro
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
 import json
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import chat, write_jsonl
-from server_doubles import FINAL, FakeServer
+from server_doubles import FAKE, FINAL, FakeServer
 
 from synth_lab.server.limits import Limits, fair_order
 from synth_lab.server.process import ServerProcess
@@ -183,3 +184,14 @@ def test_events_name_the_requested_model_not_its_local_path(tmp_path: Path) -> N
     )
     started = [e for e in store.events("job_1", 0, 10) if e["type"] == "sft.training.started"]
     assert started[0]["data"]["model"] == "house-model" and str(tmp_path) not in str(started)
+
+
+@pytest.mark.parametrize("flag", [["--runner", FAKE], ["--gpus", "4"], ["--fault", "503:1"]])
+def test_the_production_cli_has_no_test_hooks(flag: list[str]) -> None:
+    from synth_lab.server.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(flag)
+    assert parser.parse_args([]).__dict__.keys().isdisjoint({"runner", "gpus", "fault"})
