@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,6 +163,11 @@ def test_job_document_shape(server: ServerProcess, tmp_path: Path) -> None:
         listed = client.get("/learning/jobs", params={"status": "succeeded", "limit": 50}).json()
     assert done["fine_tuned_model"] == f"ft:Qwen/Qwen3-4B:{doc['id']}"
     assert done["result"]["steps"] == 10 and done["finished_at"]
+    # Read from the trainer's TrainResult: the last train loss, the best validation loss.
+    last = 2.0 * math.exp(-1.0) + 0.1
+    assert done["result"]["metrics"] == pytest.approx(
+        {"train.loss": last, "val.loss.best": last + 0.05}
+    )
     assert doc["id"] in [j["id"] for j in listed["jobs"]]
     assert all(j["status"] == "succeeded" for j in listed["jobs"])
 
