@@ -26,8 +26,11 @@ from pathlib import Path
 import httpx
 import orjson
 
+# The stand-in trainer is a test double: it lives under tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from server_doubles import FAKE, FakeServer
+
 from synth_lab.client import SynthClient
-from synth_lab.server.testing import ServerProcess
 
 CONFIG = """
 [job]
@@ -116,9 +119,9 @@ def main() -> int:
     record = b'{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}\n'
     data.write_bytes(record * 100_000)
     env = {"SYNTH_LAB_FAKE_STEP_SECONDS": str(args.step_seconds)}
-    extra = ["--runner", "synth_lab.server.testing:fake_run", "--gpus", "1"]
+    extra = ["--runner", FAKE, "--gpus", "1"]
     rows = []
-    with ServerProcess(root / "server", extra_args=extra, env=env) as server:
+    with FakeServer(root / "server", extra_args=extra, env=env) as server:
         api = SynthClient(api_key=server.api_key, base_url=server.url, dotenv=None)
         from synth_lab.client import submit
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 
 from synth_lab.client import SynthClient
-from synth_lab.server.testing import ServerProcess
+from synth_lab.server.process import ServerProcess
 
 _LINE = (
     b'{"messages":[{"role":"system","content":"You are a helpful assistant."},'

@@ -19,13 +19,17 @@ import contextlib
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import orjson
 
-from synth_lab.server.testing import ServerProcess
+# The stand-in trainer is a test double: it lives under tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from server_doubles import FAKE, FakeServer
+
 from synth_lab.sweep import SweepView, run_sweep
 
 SEED = """
@@ -68,10 +72,10 @@ def main() -> None:
                 out.write(orjson.dumps({"messages": chat}) + b"\n")
         config = root / "seed.toml"
         config.write_text(SEED)
-        server_args = ["--runner", "synth_lab.server.testing:fake_run", "--gpus", "8"]
+        server_args = ["--runner", FAKE, "--gpus", "8"]
         server_args += ["--model-map", "Qwen/Qwen3-4B=synth-lab/tiny-chat"]
         env = {"SYNTH_LAB_FAKE_STEP_SECONDS": str(args.step_seconds)}
-        with ServerProcess(root / "srv", extra_args=server_args, env=env) as server:
+        with FakeServer(root / "srv", extra_args=server_args, env=env) as server:
             os.environ["SYNTH_API_KEY"] = server.api_key
             times = {}
             sweeps = {}

@@ -7,9 +7,6 @@ import json
 import os
 import re
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -19,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from synth_lab._procs import free_port, start_group, stop_group
 
 CHROMIUM = Path("/usr/bin/chromium")
 EXTENSION = "synth-lab-sft-toml"
@@ -41,12 +40,6 @@ class Lab:
     url: str
     token: str
     root: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_notebook(cells: list[str]) -> dict:
@@ -87,27 +80,12 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
     }
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     log = (tmp_path / "jupyterlab.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--allow-root",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-        ],
-        env=env,
-        cwd=root,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    command = [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser"]
+    command += ["--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0"]
+    command += [f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+    proc = start_group(command, log=log, env=env, cwd=root)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_S
@@ -125,12 +103,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
             time.sleep(0.2)
         yield Lab(url=url, token=token, root=root)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, timeout=10)
         log.close()
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 from conftest import chat, write_jsonl
+from server_doubles import FAKE, FakeServer
 
 from synth_lab.cli import _parser
 from synth_lab.cli.remote import run_remote
 from synth_lab.cli.serve import add_serve_parser
 from synth_lab.errors import ConfigError
 from synth_lab.server.cli import parse_model_map, read_keys_file, resolve_keys
-from synth_lab.server.testing import ServerProcess
+from synth_lab.server.process import ServerProcess
 
 CONFIG = """
 [job]
@@ -30,8 +31,8 @@ gpu_count = 1
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    args = ["--runner", "synth_lab.server.testing:fake_run", "--gpus", "1"]
-    with ServerProcess(tmp_path_factory.mktemp("cli"), extra_args=args) as srv:
+    args = ["--runner", FAKE, "--gpus", "1"]
+    with FakeServer(tmp_path_factory.mktemp("cli"), extra_args=args) as srv:
         yield srv
 
 

@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import pytest
 from conftest import chat, write_jsonl
+from server_doubles import FAKE, FakeServer, restart_while_watching
 
 from synth_lab.client import SynthClient, submit
 from synth_lab.client.remote import RemoteJob
-from synth_lab.server.testing import ServerProcess, restart_while_watching
+from synth_lab.server.process import ServerProcess
 
-FAKE = "synth_lab.server.testing:fake_run"
 CONFIG = """
 [job]
 model = "synth-lab/tiny-chat"
@@ -51,7 +51,7 @@ def test_error_answers_are_retried_and_create_makes_one_job(tmp_path: Path) -> N
         "--fault", "429:3:GET:/api/learning/jobs/",
     ]  # fmt: skip
     args = ["--runner", FAKE, "--gpus", "1", *faults]
-    with ServerProcess(tmp_path / "srv", extra_args=args) as srv:
+    with FakeServer(tmp_path / "srv", extra_args=args) as srv:
         api = no_sleep_client(srv)
         job = submit(CONFIG, train, client=api, poll_interval=0.05, live=False, timeout=60)
         assert job.succeeded
@@ -149,7 +149,7 @@ class DroppingProxy:
 
 def test_connection_drop_during_upload_is_retried_once_stored(tmp_path: Path) -> None:
     train = write_jsonl(tmp_path / "t.jsonl", [chat(f"q{i}" * 50, "a") for i in range(4000)])
-    with ServerProcess(tmp_path / "srv", extra_args=["--runner", FAKE, "--gpus", "1"]) as srv:
+    with FakeServer(tmp_path / "srv", extra_args=["--runner", FAKE, "--gpus", "1"]) as srv:
         proxy = DroppingProxy(srv.port)
         try:
             api = SynthClient(
@@ -174,7 +174,7 @@ def test_connection_drop_during_upload_is_retried_once_stored(tmp_path: Path) ->
 def slow_server(tmp_path: Path) -> Iterator[ServerProcess]:
     env = {"SYNTH_LAB_FAKE_STEP_SECONDS": "0.04"}
     args = ["--runner", FAKE, "--gpus", "1"]
-    srv = ServerProcess(tmp_path / "srv", extra_args=args, env=env).start()
+    srv = FakeServer(tmp_path / "srv", extra_args=args, env=env).start()
     yield srv
     srv.stop()
 
@@ -208,7 +208,7 @@ def test_server_restart_while_polling(slow_server: ServerProcess, tmp_path: Path
 def test_upload_falls_back_to_files_when_learning_files_is_404(tmp_path: Path) -> None:
     train = write_jsonl(tmp_path / "t.jsonl", [chat("q", "a")])
     args = ["--runner", FAKE, "--gpus", "1", "--fault", "404:100:POST:/api/learning/files"]
-    with ServerProcess(tmp_path / "srv", extra_args=args) as srv:
+    with FakeServer(tmp_path / "srv", extra_args=args) as srv:
         api = no_sleep_client(srv)
         doc = api.files.upload(train)
         assert doc["status"] == "ready" and api.files._prefix == "/files"

@@ -23,7 +23,7 @@ from synth_lab.client import (
     SynthClient,
 )
 from synth_lab.client.remote import RemoteJob
-from synth_lab.server.testing import free_port
+from synth_lab.server.process import free_port
 
 KEY = "sk-garbage-0123456789abcdef"
 PASSWORD = "Sup3rSecretPassw0rd"

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import chat, write_jsonl
+from server_doubles import FAKE, FakeServer
 
 from synth_lab.client import (
     AuthenticationError,
@@ -25,9 +26,8 @@ from synth_lab.client import (
 from synth_lab.client import remote as remote_module
 from synth_lab.client.jobs import JobFeed
 from synth_lab.errors import ConfigError
-from synth_lab.server.testing import ServerProcess
+from synth_lab.server.process import ServerProcess
 
-FAKE = "synth_lab.server.testing:fake_run"
 CONFIG = """
 [job]
 model = "Qwen/Qwen3-0.6B"
@@ -46,7 +46,7 @@ learning_rate = 1e-4
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     args = ["--runner", FAKE, "--gpus", "1", "--model-map", "Qwen/Qwen3-0.6B=synth-lab/tiny-chat"]
     env = {"SYNTH_LAB_FAKE_STEP_SECONDS": "0.01"}
-    with ServerProcess(tmp_path_factory.mktemp("client-server"), extra_args=args, env=env) as srv:
+    with FakeServer(tmp_path_factory.mktemp("client-server"), extra_args=args, env=env) as srv:
         yield srv
 
 
@@ -284,7 +284,7 @@ def test_stream_events_over_sse(client: SynthClient, train: Path) -> None:
 
 def test_server_errors_surface_after_bounded_retries(tmp_path: Path) -> None:
     args = ["--runner", FAKE, "--gpus", "1", "--fault", "503:10:GET:/api/learning/jobs"]
-    with ServerProcess(tmp_path / "srv", extra_args=args) as srv:
+    with FakeServer(tmp_path / "srv", extra_args=args) as srv:
         api = SynthClient(api_key=srv.api_key, base_url=srv.url, max_retries=2, dotenv=None)
         api._sleep = lambda s: None
         with pytest.raises(ServerError) as info:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from synth_lab.data import _lines
 from synth_lab.data import examples as examples_module
 from synth_lab.data.examples import count_records, first_examples
 from synth_lab.data.validate import lint_file
@@ -95,6 +96,7 @@ def test_count_records_with_lines_longer_than_a_block(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(examples_module, "READ_BLOCK", 7)
+    monkeypatch.setattr(_lines, "READ_BLOCK", 7)  # first_examples reads through _lines
     monkeypatch.setattr(examples_module, "_PARTIAL_LIMIT", 10)
     path = tmp_path / "d.jsonl"
     path.write_bytes(ROWS[0] + b"\n" + b" " * 50 + b"\n" + ROWS[1] + b"\n" + ROWS[2])

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from synth_lab.data import _linter
+from synth_lab.data import _lines, _linter
 from synth_lab.data import validate as validate_module
 from synth_lab.data.validate import (
     Linter,
@@ -483,8 +483,8 @@ def test_duplicate_tracking_is_capped(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_overlong_lines_are_reported_and_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_linter, "MAX_LINE_BYTES", 200)
-    monkeypatch.setattr(_linter, "READ_BLOCK", 16)
+    monkeypatch.setattr(_lines, "MAX_LINE_BYTES", 200)
+    monkeypatch.setattr(_lines, "READ_BLOCK", 16)
     long_record = msgs(USER, {"role": "assistant", "content": "x" * 500})
     report = lint_file(write(tmp_path, [chat(1), long_record, chat(2), {"messages": 0}]))
     assert [(p.line, p.code) for p in report.problems] == [
@@ -602,7 +602,7 @@ def test_unreadable_file_is_a_dataset_error(
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(_linter, "open", refuse, raising=False)
+    monkeypatch.setattr(_lines, "open", refuse, raising=False)
     with pytest.raises(DatasetError, match="not readable") as caught:
         lint_file(path)
     assert "permission" in caught.value.hint
@@ -631,8 +631,8 @@ def test_a_read_failure_midway_is_reported_not_raised(
         def __exit__(self, *exc: object) -> None:
             self.inner.close()
 
-    monkeypatch.setattr(_linter, "open", Failing, raising=False)
-    monkeypatch.setattr(_linter, "READ_BLOCK", 100)
+    monkeypatch.setattr(_lines, "open", Failing, raising=False)
+    monkeypatch.setattr(_lines, "READ_BLOCK", 100)
     report = lint_file(path)
     problem = the(report, "read_error")
     assert (problem.line, problem.severity) == (2, "error")

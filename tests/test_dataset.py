@@ -263,3 +263,20 @@ def test_problems_render_whole_and_coloured_but_stay_a_dataframe() -> None:
     page = table._repr_html_()
     assert html.escape(long_hint, quote=False) in page or html.escape(long_hint) in page
     assert "<tr style='color:#b00020'>" in page and "<tr style='color:#8a6d00'>" in page
+
+
+def test_load_reads_lines_as_the_validator_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synth_lab.data import _lines
+
+    monkeypatch.setattr(_lines, "MAX_LINE_BYTES", 200)
+    monkeypatch.setattr(_lines, "READ_BLOCK", 16)  # lines cross many blocks
+    long_record = chat(1, "x" * 500)
+    path = tmp_path / "d.jsonl"
+    rows = [chat(0), long_record, chat(2)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n" + json.dumps(chat(3)))
+    ds = Dataset.load(path)
+    assert ds.lines == [1, 3, 5] and ds.records == [chat(0), chat(2), chat(3)]
+    assert [(p.line, p.code) for p in ds.problem_list()] == [(2, "line_too_long")]
+    assert [(p.line, p.code) for p in lint_file(path).problems] == [(2, "line_too_long")]

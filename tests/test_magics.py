@@ -204,19 +204,20 @@ def test_dry_run_counts_tokens_on_request(shell: InteractiveShell, tmp_path: Pat
 def test_remote_submit_and_attach_through_the_magic(
     shell: InteractiveShell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from server_doubles import FAKE, FakeServer
+
     from synth_lab.client.remote import RemoteJob
-    from synth_lab.server.testing import ServerProcess
 
     data = write_jsonl(tmp_path / "train.jsonl", [chat(f"q{i}") for i in range(8)])
     args = [
         "--runner",
-        "synth_lab.server.testing:fake_run",
+        FAKE,
         "--gpus",
         "4",
         "--model-map",
         "Qwen/Qwen3-4B=synth-lab/tiny-chat",
     ]
-    with ServerProcess(tmp_path / "srv", extra_args=args) as srv:
+    with FakeServer(tmp_path / "srv", extra_args=args) as srv:
         monkeypatch.setenv("SYNTH_API_KEY", srv.api_key)
         run(shell, f"%%sft_config\n{SEED_TOML}")
         result, captured = run(

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from conftest import chat, write_jsonl
+from server_doubles import restart_while_watching
 
 from synth_lab.client import SynthClient, submit
 from synth_lab.client.remote import RemoteJob
-from synth_lab.server.testing import ServerProcess, restart_while_watching
+from synth_lab.server.process import ServerProcess
 from synth_lab.train.metrics import POINT_COLUMNS
 
 pytest.importorskip("torch")

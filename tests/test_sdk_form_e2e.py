@@ -17,7 +17,7 @@ from conftest import chat, write_jsonl
 
 from synth_lab.client import SynthClient, submit
 from synth_lab.client.remote import RemoteJob
-from synth_lab.server.testing import ServerProcess
+from synth_lab.server.process import ServerProcess
 
 pytest.importorskip("torch")
 pytest.importorskip("peft")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +20,10 @@ import pytest
 from conftest import GOLDEN, chat, write_jsonl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from server_doubles import FAKE, FakeServer
 
-from synth_lab.server.testing import ServerProcess
+from synth_lab.server.process import ServerProcess
 
-FAKE = "synth_lab.server.testing:fake_run"
 KEY_A = "sk-owner-a-0123456789abcdef"
 KEY_A2 = "sk-owner-a-second-key-000000"
 KEY_B = "sk-owner-b-0123456789abcdef"
@@ -39,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "--keys-file", str(keys), "--runner", FAKE, "--gpus", "4", "--max-upload-mb", "1",
         "--model-map", "Qwen/Qwen3-4B=synth-lab/tiny-chat",
     ]  # fmt: skip
-    with ServerProcess(root / "data", extra_args=args) as srv:
+    with FakeServer(root / "data", extra_args=args) as srv:
         yield srv
 
 
@@ -162,6 +163,11 @@ def test_job_document_shape(server: ServerProcess, tmp_path: Path) -> None:
         listed = client.get("/learning/jobs", params={"status": "succeeded", "limit": 50}).json()
     assert done["fine_tuned_model"] == f"ft:Qwen/Qwen3-4B:{doc['id']}"
     assert done["result"]["steps"] == 10 and done["finished_at"]
+    # Read from the trainer's TrainResult: the last train loss, the best validation loss.
+    last = 2.0 * math.exp(-1.0) + 0.1
+    assert done["result"]["metrics"] == pytest.approx(
+        {"train.loss": last, "val.loss.best": last + 0.05}
+    )
     assert doc["id"] in [j["id"] for j in listed["jobs"]]
     assert all(j["status"] == "succeeded" for j in listed["jobs"])
 

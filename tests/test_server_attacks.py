@@ -7,7 +7,6 @@ file names or paths, not even whether something exists.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from conftest import chat, write_jsonl
+from server_doubles import FINAL, FakeServer
 
-from synth_lab.server.testing import ServerProcess
+from synth_lab.server.process import ServerProcess
 
-TESTS = Path(__file__).resolve().parent
-RUNNER = "server_doubles:final_run"
 ALICE, BOB, CAROL = (
     "sk-alice-0123456789abcdef",
     "sk-bob-0123456789abcdef00",
@@ -42,13 +40,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     secret.mkdir()
     (secret / "config.json").write_text("{}")
     args = [
-        "--keys-file", str(root / "keys.txt"), "--runner", RUNNER, "--gpus", "2",
+        "--keys-file", str(root / "keys.txt"), "--runner", FINAL, "--gpus", "2",
         "--accept-any-compute", "--max-upload-mb", "1", "--models-dir", str(root / "models"),
         "--model-map", "Qwen/Qwen3-4B=synth-lab/tiny-chat", "--max-steps", "5000",
         "--max-gpus", "8", "--max-queued-jobs", "6", "--max-stored-bytes", "2000000",
     ]  # fmt: skip
-    env = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    with ServerProcess(root / "data", extra_args=args, env=env) as srv:
+    with FakeServer(root / "data", extra_args=args) as srv:
         yield srv
 
 

@@ -3,6 +3,7 @@ that need the folder's secret, crash leftovers cleaned up, and a queue fair acro
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
 import json
@@ -15,17 +16,18 @@ from typing import Any
 import httpx
 import pytest
 from conftest import chat, write_jsonl
+from server_doubles import FAKE, FINAL, FakeServer
 
 from synth_lab.server.limits import Limits, fair_order
+from synth_lab.server.process import ServerProcess
 from synth_lab.server.scheduler import Scheduler
 from synth_lab.server.store import Store
-from synth_lab.server.testing import ServerProcess
 from synth_lab.server.worker import DB_NAME, DBLogger
 from synth_lab.train.metrics import RunInfo
 
 TESTS = Path(__file__).resolve().parent
 ENV = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-RUNNER = ["--runner", "server_doubles:final_run", "--gpus", "1"]
+RUNNER = ["--runner", FINAL, "--gpus", "1"]
 KEY = "sk-local-0123456789abcdef"
 
 
@@ -74,7 +76,7 @@ def test_the_data_folder_is_private_and_workers_do_not_get_the_key(tmp_path: Pat
     keys = tmp_path / "keys.txt"
     keys.write_text(f"{KEY}\n")
     env = {**ENV, "TEAM_KEY_COPY": KEY}  # the key in the server's environment under any name
-    with ServerProcess(data, extra_args=["--keys-file", str(keys), *RUNNER], env=env) as srv:
+    with FakeServer(data, extra_args=["--keys-file", str(keys), *RUNNER], env=env) as srv:
         leftovers = list((data / "files").glob(".*.part"))
         with http(srv, KEY) as client:
             file_id = upload(client, tmp_path)
@@ -142,7 +144,7 @@ def test_the_queue_is_fair_across_tenants(tmp_path: Path) -> None:
     env = {**ENV, "SYNTH_LAB_FAKE_STEP_SECONDS": "0.05"}
     args = ["--keys-file", str(keys), *RUNNER]
     with (
-        ServerProcess(tmp_path / "data", extra_args=args, env=env) as srv,
+        FakeServer(tmp_path / "data", extra_args=args, env=env) as srv,
         http(srv, alice_key) as alice,
         http(srv, bob_key) as bob,
         http(srv, carol_key) as carol,
@@ -182,3 +184,14 @@ def test_events_name_the_requested_model_not_its_local_path(tmp_path: Path) -> N
     )
     started = [e for e in store.events("job_1", 0, 10) if e["type"] == "sft.training.started"]
     assert started[0]["data"]["model"] == "house-model" and str(tmp_path) not in str(started)
+
+
+@pytest.mark.parametrize("flag", [["--runner", FAKE], ["--gpus", "4"], ["--fault", "503:1"]])
+def test_the_production_cli_has_no_test_hooks(flag: list[str]) -> None:
+    from synth_lab.server.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(flag)
+    assert parser.parse_args([]).__dict__.keys().isdisjoint({"runner", "gpus", "fault"})

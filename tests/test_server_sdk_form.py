@@ -15,15 +15,15 @@ from typing import Any
 import httpx
 import pytest
 from conftest import GOLDEN, chat, write_jsonl
+from server_doubles import FAKE, FakeServer
 
 from synth_lab.config import SFTConfig
 from synth_lab.errors import ConfigError
 from synth_lab.payload import build_payload, request_form_payload, sdk_payload
 from synth_lab.server.jobspec import RequestError, step_budget
+from synth_lab.server.process import ServerProcess
 from synth_lab.server.requestform import validation_file_id
-from synth_lab.server.testing import ServerProcess
 
-FAKE = "synth_lab.server.testing:fake_run"
 SDK_PAYLOAD = json.loads((GOLDEN / "sdk_create_job.payload.json").read_text())
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -31,7 +31,7 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     args = ["--runner", FAKE, "--gpus", "1", "--model-map", "Qwen/Qwen3-0.6B=synth-lab/tiny-chat"]
-    with ServerProcess(tmp_path_factory.mktemp("sdk"), extra_args=args) as srv:
+    with FakeServer(tmp_path_factory.mktemp("sdk"), extra_args=args) as srv:
         yield srv
 
 

@@ -243,16 +243,16 @@ def test_the_magic_runs_a_sweep(shell: InteractiveShell, tmp_path: Path) -> None
 
 def test_remote_sweep_submits_every_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import GOLDEN, chat, write_jsonl
+    from server_doubles import FAKE, FakeServer
 
     from synth_lab.client.remote import RemoteJob
-    from synth_lab.server.testing import ServerProcess
 
     seed = SFTConfig.from_file(GOLDEN / "seed_minimal_fft_qwen3_4b.toml")
     seed = seed.replace({"job.poll_seconds": 1})
     data = write_jsonl(tmp_path / "train.jsonl", [chat(f"q{i}") for i in range(8)])
-    args = ["--runner", "synth_lab.server.testing:fake_run", "--gpus", "4"]
+    args = ["--runner", FAKE, "--gpus", "4"]
     args += ["--model-map", "Qwen/Qwen3-4B=synth-lab/tiny-chat"]
-    with ServerProcess(tmp_path / "srv", extra_args=args) as srv:
+    with FakeServer(tmp_path / "srv", extra_args=args) as srv:
         monkeypatch.setenv("SYNTH_API_KEY", srv.api_key)
         out = tmp_path / "sw"
         sweep = run_sweep(

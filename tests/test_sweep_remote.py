@@ -18,10 +18,12 @@ from typing import Any
 import httpx
 import pytest
 from conftest import GOLDEN, chat, write_jsonl
+from server_doubles import FAKE, FakeServer
 
+from synth_lab._procs import signal_group
 from synth_lab.config import SFTConfig
 from synth_lab.errors import SynthLabError
-from synth_lab.server.testing import ServerProcess
+from synth_lab.server.process import ServerProcess
 from synth_lab.sweep import load, run_sweep
 from synth_lab.sweep.manifest import Manifest
 
@@ -31,11 +33,11 @@ SEED_TOML = GOLDEN / "seed_minimal_fft_qwen3_4b.toml"  # 4 GPUs a job
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    args = ["--runner", "synth_lab.server.testing:fake_run", "--gpus", "16"]  # 4 job slots
+    args = ["--runner", FAKE, "--gpus", "16"]  # 4 job slots
     args += ["--model-map", "Qwen/Qwen3-4B=synth-lab/tiny-chat"]
     env = {"SYNTH_LAB_FAKE_STEP_SECONDS": "0.05"}
     root = tmp_path_factory.mktemp("sweep-server")
-    with ServerProcess(root / "data", extra_args=args, env=env) as srv:
+    with FakeServer(root / "data", extra_args=args, env=env) as srv:
         yield srv
 
 
@@ -179,7 +181,7 @@ def test_a_killed_sweep_resumes_without_rerunning_anything(
                 break
             assert process.poll() is None, "the sweep ended before it could be killed"
             time.sleep(0.02)
-        os.killpg(process.pid, signal.SIGKILL)
+        signal_group(process, signal.SIGKILL)
     finally:
         process.wait(30)
     at_kill = snapshot(folder)

@@ -326,7 +326,6 @@ def test_monitor_shows_a_local_run(tiny_result) -> None:
     assert "application/vnd.jupyter.widget-view+json" in monitor._repr_mimebundle_()
 
 
-FAKE = "synth_lab.server.testing:fake_run"
 REMOTE = """
 [job]
 model = "Qwen/Qwen3-0.6B"
@@ -340,13 +339,14 @@ gpu_count = 1
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     pytest.importorskip("starlette")
+    from server_doubles import FAKE, FakeServer
+
     from synth_lab.client import SynthClient
-    from synth_lab.server.testing import ServerProcess
 
     args = ["--runner", FAKE, "--gpus", "1", "--model-map", "Qwen/Qwen3-0.6B=synth-lab/tiny-chat"]
     env = {"SYNTH_LAB_FAKE_STEP_SECONDS": "0.05"}
     with (
-        ServerProcess(tmp_path_factory.mktemp("srv"), extra_args=args, env=env) as server,
+        FakeServer(tmp_path_factory.mktemp("srv"), extra_args=args, env=env) as server,
         SynthClient(api_key=server.api_key, base_url=server.url, dotenv=None) as client,
     ):
         yield client

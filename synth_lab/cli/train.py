@@ -24,13 +24,10 @@ def run_train(args: argparse.Namespace) -> int:
         return run_remote(args)
     if not config:
         raise SynthLabError("no config given", hint="synth-lab train --config sft.toml ...")
-    if args.examples is not None and args.examples <= 0:
-        from synth_lab.errors import DatasetError
+    if args.examples is not None:
+        from synth_lab.data.examples import check_examples
 
-        raise DatasetError(
-            f"--examples must be a positive number, got {args.examples}",
-            hint="--examples N keeps the first N records of the training file",
-        )
+        check_examples(args.examples)
     if args.local and args.remote:
         raise SynthLabError("--local and --remote exclude each other", hint="pick one")
     if args.local and not args.dry_run:

@@ -10,11 +10,10 @@ Importing this package loads httpx but none of torch, transformers, pandas or ma
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from synth_lab._lazy import lazy_attributes
 from synth_lab.client._client import SynthClient
-from synth_lab.client.config import mask_key, resolve_api_key, resolve_base_url
 from synth_lab.client.errors import (
     APIConnectionError,
     APIError,
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
 
 _LAZY = {"RemoteJob", "attach", "submit"}
 
+# The client, remote runs and their errors; key and URL helpers are in synth_lab.client.config.
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -63,14 +63,8 @@ __all__ = [
     "ServerError",
     "SynthClient",
     "attach",
-    "mask_key",
-    "resolve_api_key",
-    "resolve_base_url",
     "submit",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module("synth_lab.client.remote"), name)
-    raise AttributeError(f"module 'synth_lab.client' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(_LAZY, "synth_lab.client.remote"))

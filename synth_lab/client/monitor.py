@@ -25,7 +25,8 @@ def make_view(live: bool | None, stream: TextIO | None = None) -> Any:
     """
     if live is False:
         return None
-    from synth_lab.train.live import LiveView, TextLogger, in_notebook
+    from synth_lab._notebook import in_notebook
+    from synth_lab.train.live import LiveView, TextLogger
 
     if live or in_notebook():
         return LiveView()

@@ -7,8 +7,7 @@ in pandas or transformers.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from synth_lab._lazy import lazy_attributes
 
 _EXPORTS = {
     "Dataset": "synth_lab.data.dataset",
@@ -23,8 +22,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'synth_lab.data' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -10,22 +10,14 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import os
 from array import array
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 
 from synth_lab.data._records import inspect_record
-from synth_lab.errors import DatasetError, Problem
-
-READ_BLOCK = 4 << 20
-"""Bytes read per system call; large blocks keep the per-line overhead low."""
-
-MAX_LINE_BYTES = 32 << 20
-"""A longer line is reported (``line_too_long``) and skipped instead of being held in memory."""
+from synth_lab.errors import Problem
 
 DUPLICATE_TRACK_LIMIT = 3_000_000
 """Records whose hashes are kept for duplicate detection (8 bytes each, sorted at the end)."""
@@ -332,91 +324,3 @@ def _duplicate_pairs(hashes: array[int]) -> Iterator[tuple[int, int]]:
                 firsts[slot] = start + offset
             else:
                 yield start + offset, first
-
-
-def open_dataset(path: str | os.PathLike[str]) -> BinaryIO:
-    """Opens a dataset for binary reading, or raises a :class:`DatasetError` that says why."""
-    try:
-        target = Path(path)
-    except TypeError as exc:
-        raise DatasetError(
-            f"Dataset path must be a string or a path, not {type(path).__name__}",
-            hint="pass the path of a .jsonl file",
-        ) from exc
-    if target.is_dir():
-        raise DatasetError(
-            f"Dataset path is a directory, not a file: {target}",
-            hint="pass the path of the .jsonl file inside it",
-        )
-    try:
-        return open(target, "rb", buffering=0)
-    except FileNotFoundError as exc:
-        raise DatasetError(
-            f"Dataset file not found: {target}",
-            hint=f"check the path; relative paths start from {Path.cwd()}",
-        ) from exc
-    except PermissionError as exc:
-        raise DatasetError(
-            f"Dataset file is not readable: {target}", hint="check the file's permissions"
-        ) from exc
-    except (OSError, ValueError) as exc:
-        raise DatasetError(
-            f"Cannot open dataset file {target}: {exc}", hint="check that the path is a file"
-        ) from exc
-
-
-def scan_lines(handle: BinaryIO, linter: Linter) -> Iterator[Problem]:
-    """Feeds every physical line of ``handle`` to ``linter``, yielding problems in line order."""
-    feed = linter.feed_line
-    line = 0
-    tail = b""
-    skipping = False  # inside a line already reported as too long
-    while True:
-        try:
-            block = handle.read(READ_BLOCK)
-        except OSError as exc:
-            message, hint = f"reading stopped: {exc}", "check the disk, then lint again"
-            yield Problem("", line + 1, None, message, hint, "error", "read_error")
-            return
-        if not block:
-            break
-        if skipping:
-            newline = block.find(b"\n")
-            if newline < 0:
-                continue
-            block, skipping = block[newline + 1 :], False
-        lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
-        tail = lines.pop()
-        for raw in lines:
-            line += 1
-            problems = feed(raw, line)
-            if problems:
-                yield from problems
-        if len(tail) > MAX_LINE_BYTES:
-            line += 1
-            linter.records += 1
-            yield Problem(
-                "",
-                line,
-                None,
-                f"line is longer than {MAX_LINE_BYTES >> 20} MiB and was not checked",
-                "split the record; a record this long cannot fit any training sequence",
-                "error",
-                "line_too_long",
-            )
-            tail, skipping = b"", True
-    if tail and not skipping:
-        yield from feed(tail, line + 1)
-
-
-def is_blank_line(raw: bytes) -> bool:
-    """True for a line the trainer skips: empty or only (Unicode) whitespace."""
-    stripped = raw.strip()
-    if not stripped:
-        return True
-    if stripped[0] == 0x7B:  # "{": the usual record, certainly not blank
-        return False
-    try:
-        return not stripped.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        return False

@@ -8,46 +8,22 @@ a single branch; anything else goes through the complete (slower) checks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from synth_lab.data._record_fields import (
+    STRING_FIELDS,
+    check_part,
+    check_record_fields,
+    check_tool_call,
+    error,
+    json_type,
+    warn,
+)
 from synth_lab.errors import Problem
 
 KNOWN_ROLES = frozenset({"system", "user", "assistant", "tool"})
 """Roles every chat template understands; other non-empty roles only draw a warning."""
-
-_IMAGE_PREFIXES = ("http://", "https://", "data:image/")
-_IMAGE_PART_TYPES = ("image_url", "image")
-_STRING_FIELDS = (
-    ("name", "invalid_message_name"),
-    ("reasoning", "invalid_reasoning"),
-    ("raw_content", "invalid_raw_content"),
-)
-
-
-def json_type(value: object) -> str:
-    """Names a value's type the way a JSON author thinks of it ("a string", "null" ...)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return f"a {type(value).__name__}"
-
-
-def _error(out: list[Problem], line: int, path: str, message: str, hint: str, code: str) -> None:
-    out.append(Problem(path, line, None, message, hint, "error", code))
-
-
-def _warn(out: list[Problem], line: int, path: str, message: str, hint: str, code: str) -> None:
-    out.append(Problem(path, line, None, message, hint, "warning", code))
 
 
 def check_record(record: object, line: int) -> list[Problem]:
@@ -77,7 +53,7 @@ def inspect_record(record: object, line: int) -> tuple[list[Problem], bool]:
     try:
         return out, _inspect(record, line, out)
     except Exception as exc:  # in-memory records can hold objects whose methods misbehave
-        _error(
+        error(
             out,
             line,
             "",
@@ -90,7 +66,7 @@ def inspect_record(record: object, line: int) -> tuple[list[Problem], bool]:
 
 def _inspect(record: object, line: int, out: list[Problem]) -> bool:
     if type(record) is not dict and not isinstance(record, dict):
-        _error(
+        error(
             out,
             line,
             "",
@@ -105,7 +81,7 @@ def _inspect(record: object, line: int, out: list[Problem]) -> bool:
         if messages:
             has_assistant = _check_messages(messages, line, out)
             if not has_assistant:
-                _warn(
+                warn(
                     out,
                     line,
                     "messages",
@@ -114,7 +90,7 @@ def _inspect(record: object, line: int, out: list[Problem]) -> bool:
                     "no_assistant_turn",
                 )
         else:
-            _error(
+            error(
                 out,
                 line,
                 "messages",
@@ -124,7 +100,7 @@ def _inspect(record: object, line: int, out: list[Problem]) -> bool:
             )
     elif messages is None:
         what = "null" if "messages" in record else "missing"
-        _error(
+        error(
             out,
             line,
             "messages",
@@ -133,7 +109,7 @@ def _inspect(record: object, line: int, out: list[Problem]) -> bool:
             "missing_messages",
         )
     else:
-        _error(
+        error(
             out,
             line,
             "messages",
@@ -142,7 +118,7 @@ def _inspect(record: object, line: int, out: list[Problem]) -> bool:
             "messages_not_list",
         )
     if len(record) > 1:
-        _check_record_fields(record, line, out)
+        check_record_fields(record, line, out)
     return has_assistant
 
 
@@ -164,7 +140,7 @@ def _check_messages(messages: Sequence[Any], line: int, out: list[Problem]) -> b
                 prev = None
                 continue
         if role == prev and role != "tool":  # several tool results in a row are normal
-            _warn(
+            warn(
                 out,
                 line,
                 f"messages[{i}].role",
@@ -175,7 +151,7 @@ def _check_messages(messages: Sequence[Any], line: int, out: list[Problem]) -> b
         if role == "assistant":
             has_assistant = True
             if empty:
-                _warn(
+                warn(
                     out,
                     line,
                     f"messages[{i}].content",
@@ -184,7 +160,7 @@ def _check_messages(messages: Sequence[Any], line: int, out: list[Problem]) -> b
                     "empty_assistant_turn",
                 )
         elif role == "system" and i:
-            _warn(
+            warn(
                 out,
                 line,
                 f"messages[{i}].role",
@@ -200,7 +176,7 @@ def _check_message(msg: object, i: int, line: int, out: list[Problem]) -> tuple[
     """Full checks of one message; returns its usable role (or None) and whether it is empty."""
     where = f"messages[{i}]"
     if not isinstance(msg, dict):
-        _error(
+        error(
             out,
             line,
             where,
@@ -218,7 +194,7 @@ def _check_message(msg: object, i: int, line: int, out: list[Problem]) -> tuple[
             got = "a blank string" if role else "an empty string"
         else:
             got = json_type(role)
-        _error(
+        error(
             out,
             line,
             f"{where}.role",
@@ -229,7 +205,7 @@ def _check_message(msg: object, i: int, line: int, out: list[Problem]) -> tuple[
     else:
         usable = role
         if role not in KNOWN_ROLES:
-            _warn(
+            warn(
                 out,
                 line,
                 f"{where}.role",
@@ -246,12 +222,12 @@ def _check_message(msg: object, i: int, line: int, out: list[Problem]) -> tuple[
     elif isinstance(content, list):
         empty = not content
         for j, part in enumerate(content):
-            _check_part(part, f"{where}.content[{j}]", line, out)
+            check_part(part, f"{where}.content[{j}]", line, out)
     elif isinstance(content, dict):
         empty = not content
-        _check_part(content, f"{where}.content", line, out)
+        check_part(content, f"{where}.content", line, out)
     else:
-        _error(
+        error(
             out,
             line,
             f"{where}.content",
@@ -265,9 +241,9 @@ def _check_message(msg: object, i: int, line: int, out: list[Problem]) -> tuple[
         if isinstance(calls, (list, tuple)):
             empty = empty and not calls
             for j, call in enumerate(calls):
-                _check_tool_call(call, f"{where}.tool_calls[{j}]", line, out)
+                check_tool_call(call, f"{where}.tool_calls[{j}]", line, out)
         else:
-            _error(
+            error(
                 out,
                 line,
                 f"{where}.tool_calls",
@@ -275,7 +251,7 @@ def _check_message(msg: object, i: int, line: int, out: list[Problem]) -> tuple[
                 'write tool_calls as [{"function": {"name": ..., "arguments": ...}}]',
                 "tool_calls_not_list",
             )
-    for key, code in _STRING_FIELDS:
+    for key, code in STRING_FIELDS:
         value = msg.get(key)
         if value is None:
             continue
@@ -283,7 +259,7 @@ def _check_message(msg: object, i: int, line: int, out: list[Problem]) -> tuple[
             if key != "name" and value.strip():
                 empty = False  # a reasoning-only turn still has something to learn
         else:
-            _error(
+            error(
                 out,
                 line,
                 f"{where}.{key}",
@@ -292,167 +268,3 @@ def _check_message(msg: object, i: int, line: int, out: list[Problem]) -> tuple[
                 code,
             )
     return usable, empty
-
-
-def _check_part(part: object, where: str, line: int, out: list[Problem]) -> None:
-    if not isinstance(part, dict):
-        _warn(
-            out,
-            line,
-            where,
-            f"content part {where} is {json_type(part)}, not a part object",
-            'write parts as {"type": "text", "text": ...} or {"type": "image_url", ...}',
-            "content_part_not_object",
-        )
-        return
-    kind = part.get("type")
-    if kind == "text":
-        if not isinstance(part.get("text"), str):
-            _warn(
-                out,
-                line,
-                f"{where}.text",
-                f"text part {where} has no string text (got {json_type(part.get('text'))})",
-                "set text to the part's string",
-                "text_part_not_string",
-            )
-        return
-    if kind not in _IMAGE_PART_TYPES:
-        shown = repr(kind)[:40] if isinstance(kind, str) else json_type(kind)
-        _warn(
-            out,
-            line,
-            f"{where}.type",
-            f"content part {where} has an unknown type {shown}",
-            'use type "text", "image_url" or "image"',
-            "unknown_part_type",
-        )
-        return
-    # Same lookup order as the trainer: an image_url object wins over an "image" string.
-    image_url = part.get("image_url")
-    if isinstance(image_url, dict):
-        url, url_path = image_url.get("url"), f"{where}.image_url.url"
-    elif isinstance(part.get("image"), str):
-        url, url_path = part["image"], f"{where}.image"
-    else:
-        url = None
-        url_path = f"{where}.image_url.url" if kind == "image_url" else f"{where}.image"
-    if not isinstance(url, str) or not url.strip():
-        _error(
-            out,
-            line,
-            url_path,
-            f"image part {where} has no image URL (missing, empty or not a string)",
-            'set {"image_url": {"url": "https://..."}} or a data:image/...;base64 URL',
-            "empty_image_url",
-        )
-    elif not url.startswith(_IMAGE_PREFIXES):
-        _warn(
-            out,
-            line,
-            url_path,
-            f"image URL {url[:40]!r} is not http(s):// or data:image/",
-            "use an http(s) URL or a data:image/<format>;base64 URL; local paths do not upload",
-            "image_url_scheme",
-        )
-
-
-def _check_tool_call(call: object, where: str, line: int, out: list[Problem]) -> None:
-    if not isinstance(call, dict):
-        _error(
-            out,
-            line,
-            where,
-            f"tool call {where} is {json_type(call)}, not an object",
-            'write each call as {"function": {"name": ..., "arguments": ...}}',
-            "tool_call_not_object",
-        )
-        return
-    # The trainer takes function.name when it is a string (even a blank one), else name.
-    name: object = None
-    name_path = f"{where}.function.name"
-    function = call.get("function")
-    if isinstance(function, dict) and isinstance(function.get("name"), str):
-        name = function["name"]
-    elif isinstance(call.get("name"), str):
-        name, name_path = call["name"], f"{where}.name"
-    if not isinstance(name, str) or not name.strip():
-        _error(
-            out,
-            line,
-            name_path,
-            f"tool call {where} does not name its function",
-            "set function.name (or name) to the called tool's name",
-            "tool_call_missing_name",
-        )
-
-
-def _check_record_fields(record: Mapping[str, Any], line: int, out: list[Problem]) -> None:
-    tools = record.get("tools")
-    if tools is not None:
-        if isinstance(tools, (list, tuple)):
-            for j, tool in enumerate(tools):
-                _check_tool(tool, f"tools[{j}]", line, out)
-        else:
-            # An empty string is an empty sequence to the trainer, so it passes there.
-            (_warn if isinstance(tools, str) and not tools else _error)(
-                out,
-                line,
-                "tools",
-                f"tools must be a list of tool objects, not {json_type(tools)}",
-                'write tools as [{"name": ..., "description": ..., "parameters": {...}}]',
-                "tools_not_list",
-            )
-    metadata = record.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        _error(
-            out,
-            line,
-            "metadata",
-            f"metadata must be an object if present, not {json_type(metadata)}",
-            'wrap the value in an object, e.g. {"source": ...}, or remove it',
-            "metadata_not_object",
-        )
-
-
-def _check_tool(tool: object, where: str, line: int, out: list[Problem]) -> None:
-    if not isinstance(tool, dict):
-        _error(
-            out,
-            line,
-            where,
-            f"tool {where} is {json_type(tool)}, not an object",
-            'write each tool as {"name": ..., "description": ..., "parameters": {...}}',
-            "tool_not_object",
-        )
-        return
-    name = tool.get("name")
-    if not isinstance(name, str) or not name.strip():
-        _error(
-            out,
-            line,
-            f"{where}.name",
-            f"tool {where} has no name (a non-empty string is required)",
-            "set the tool's name",
-            "tool_missing_name",
-        )
-    description = tool.get("description")
-    if description is not None and not isinstance(description, str):
-        _error(
-            out,
-            line,
-            f"{where}.description",
-            f"{where}.description must be a string if present, not {json_type(description)}",
-            "make the description a string or remove it",
-            "invalid_tool_description",
-        )
-    parameters = tool.get("parameters")
-    if parameters is not None and not isinstance(parameters, dict):
-        _error(
-            out,
-            line,
-            f"{where}.parameters",
-            f"{where}.parameters must be an object (a JSON schema), not {json_type(parameters)}",
-            'write parameters as a JSON schema object, e.g. {"type": "object", ...}',
-            "invalid_tool_parameters",
-        )

@@ -13,8 +13,6 @@ at the source. Token counts are computed once per tokenizer, when first needed.
 from __future__ import annotations
 
 import html
-import io
-import json
 import os
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,12 +23,19 @@ import orjson
 
 from synth_lab._deps import require
 from synth_lab._files import atomic_write_bytes
-from synth_lab.data._linter import UNPARSED, open_dataset
+from synth_lab.data._lines import iter_lines, open_dataset, too_long
+from synth_lab.data._linter import UNPARSED
+from synth_lab.data._rows import (
+    TokenStats,
+    isna,
+    parse_line,
+    record_summary,
+    records_from_frame,
+    token_problems,
+    token_stats,
+)
 from synth_lab.data.chat import (
-    content_text,
     encode_chat,
-    encode_chats,
-    render_chat,
     resolve_tokenizer,
 )
 from synth_lab.data.preview import ChatPreview
@@ -41,41 +46,7 @@ from synth_lab.errors import DatasetError, Problem
 pd = require("pandas", "The Dataset kit (%sft_data, Dataset)", "notebook")
 
 PROBLEM_COLUMNS = ("line", "path", "code", "severity", "message", "hint")
-_CHUNK = 512  # records encoded per batch: bounds memory, keeps batch tokenisation fast
 _HTML_ROWS = 20
-_READ_BUFFER = 1 << 20
-
-TokenStats = tuple[int, int, bool, int]  # n_tokens, n_trained, truncated, n_trained_lost
-
-
-def _parse_line(raw: bytes) -> tuple[bool, Any]:
-    """``(True, value)`` for a line holding JSON, ``(False, None)`` for blank or broken lines."""
-    try:
-        return True, orjson.loads(raw)
-    except ValueError:
-        pass
-    try:  # what only a lenient parser takes (NaN ...); the linter has warned about it
-        text = raw.decode("utf-8").strip()
-        return (True, json.loads(text)) if text else (False, None)
-    except ValueError:
-        return False, None
-
-
-def _summary(record: Any) -> tuple[int, str, bool, bool, int]:
-    """n_messages, roles, has_system, has_tools, n_chars of one (possibly invalid) record."""
-    if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
-        return 0, "", False, False, 0
-    roles: list[str] = []
-    chars = 0
-    for message in record["messages"]:
-        if isinstance(message, dict):
-            role = message.get("role")
-            roles.append(role if isinstance(role, str) else "?")
-            content = message.get("content")
-            chars += len(content) if isinstance(content, str) else len(content_text(content))
-        else:
-            roles.append("?")
-    return len(roles), ",".join(roles), "system" in roles, bool(record.get("tools")), chars
 
 
 class Dataset:
@@ -124,16 +95,19 @@ class Dataset:
         records: list[Any] = []
         lines: list[int] = []
         problems: list[Problem] = []
-        with io.BufferedReader(open_dataset(path), _READ_BUFFER) as handle:
-            for line, raw in enumerate(handle, start=1):
-                raw = raw.rstrip(b"\n")
+        with open_dataset(path) as handle:
+            for line, raw in enumerate(iter_lines(handle), start=1):
+                if raw is None:
+                    linter.records += 1
+                    problems.append(too_long(line))
+                    continue
                 found = linter.feed_line(raw, line)
                 if found:
                     problems.extend(found)
                 record = linter.last_record
                 ok = record is not UNPARSED
                 if not ok:
-                    ok, record = _parse_line(raw)
+                    ok, record = parse_line(raw)
                 if ok:
                     records.append(record)
                     lines.append(line)
@@ -151,18 +125,7 @@ class Dataset:
     def from_dataframe(cls, df: pd.DataFrame) -> Dataset:
         """Records from a DataFrame with a ``messages`` column (and optional ``tools``,
         ``tool_choice``, ``metadata`` columns; other columns are ignored)."""
-        if "messages" not in df.columns:
-            raise DatasetError("the DataFrame has no 'messages' column")
-        keys = [k for k in ("messages", "tools", "tool_choice", "metadata") if k in df.columns]
-        records = []
-        for row in df[keys].itertuples(index=False):
-            record = {}
-            for key, value in zip(keys, row, strict=True):
-                if hasattr(value, "tolist"):  # arrays from parquet-backed frames
-                    value = value.tolist()
-                if key == "messages" or not (value is None or _isna(value)):
-                    record[key] = value
-            records.append(record)
+        records = records_from_frame(df)
         return cls(records)
 
     def _subset(self, indices: Sequence[int]) -> Dataset:
@@ -225,18 +188,7 @@ class Dataset:
         if self.tokenizer is None:
             return None
         if self._stats is None:
-            stats: list[TokenStats | None] = []
-            for start in range(0, len(self._records), _CHUNK):
-                chunk = self._records[start : start + _CHUNK]
-                for enc in encode_chats(
-                    self.tokenizer, chunk, max_length=self.sequence_length, skip_errors=True
-                ):
-                    stats.append(
-                        None
-                        if enc is None
-                        else (enc.n_tokens, enc.n_trained, enc.truncated, enc.n_trained_lost)
-                    )
-            self._stats = stats
+            self._stats = token_stats(self.tokenizer, self._records, self.sequence_length)
         return self._stats
 
     @property
@@ -244,7 +196,7 @@ class Dataset:
         """One row per record: line, n_messages, roles, has_system, has_tools, n_chars, and with
         a tokenizer n_tokens, n_trained_tokens, truncated. Row ``i`` is record ``ds[i]``."""
         if self._df is None:
-            rows = [_summary(r) for r in self._records]
+            rows = [record_summary(r) for r in self._records]
             columns = ("n_messages", "roles", "has_system", "has_tools", "n_chars")
             data: dict[str, Any] = {"line": self._lines}
             for j, name in enumerate(columns):
@@ -279,25 +231,9 @@ class Dataset:
         if self._token_warnings is not None:
             return self._token_warnings
         broken = {p.line for p in self._lint or () if p.severity == "error"}
-        out: list[Problem] = []
-        for record, line, stat in zip(self._records, self._lines, stats, strict=True):
-            if stat is None and line not in broken:
-                try:
-                    render_chat(self.tokenizer, record)
-                    reason = "it could not be tokenised"
-                except DatasetError as exc:
-                    reason = exc.message
-                hint = "fix or drop the record; the tokenizer's chat template cannot render it"
-                out.append(Problem("", line, None, reason, hint, "warning", "chat_template"))
-            elif stat is not None and stat[2]:
-                n_tokens, trained, _, lost = stat
-                message = (
-                    f"record is {n_tokens:,} tokens, longer than sequence_length "
-                    f"{self.sequence_length:,}; truncation drops {lost:,} of its {trained:,} "
-                    "supervised tokens"
-                )
-                hint = "raise sequence_length, or shorten, split or drop the record"
-                out.append(Problem("", line, None, message, hint, "warning", "too_long"))
+        out = token_problems(
+            self.tokenizer, self._records, self._lines, stats, broken, self.sequence_length
+        )
         self._token_warnings = out
         return out
 
@@ -325,7 +261,7 @@ class Dataset:
         if callable(keep):
             flags = [bool(keep(record)) for record in self._records]
         else:
-            flags = [v is True or (not _isna(v) and bool(v)) for v in _as_list(keep)]
+            flags = [v is True or (not isna(v) and bool(v)) for v in _as_list(keep)]
             if len(flags) != len(self):
                 raise ValueError(f"mask has {len(flags)} values for {len(self)} records")
         return self._subset([i for i, flag in enumerate(flags) if flag])
@@ -385,14 +321,7 @@ class Dataset:
         *,
         bins: int = 50,
     ) -> Any:
-        """Histogram of record lengths (tokens with a tokenizer, else characters).
-
-        With a ``sequence_length`` the cut-off is drawn and the title gives the share of
-        records, and of supervised tokens, that truncation would lose.
-
-        Returns:
-            The matplotlib axes drawn on.
-        """
+        """Histogram of record lengths; see :func:`synth_lab.data.stats.plot_lengths`."""
         from synth_lab.data.stats import plot_lengths
 
         return plot_lengths(self, ax, tokenizer, sequence_length, bins=bins)
@@ -442,14 +371,6 @@ class Dataset:
         tail = f"\n... {more:,} more rows" if more > 0 else ""
         problems = "".join(f"\n  {line}" for _, line in first_problems(self.problem_list()))
         return f"Dataset: {self._headline()}{problems}\n{df.head(_HTML_ROWS).to_string()}{tail}"
-
-
-def _isna(value: Any) -> bool:
-    try:
-        result = pd.isna(value)
-    except (TypeError, ValueError):
-        return False
-    return result if isinstance(result, bool) else False
 
 
 def _as_list(values: Any) -> list[Any]:

@@ -10,24 +10,37 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
-from synth_lab.data._linter import READ_BLOCK, is_blank_line, open_dataset
+from synth_lab.data._lines import READ_BLOCK, is_blank_line, iter_lines, open_dataset
 from synth_lab.errors import DatasetError
 
-__all__ = ["count_records", "first_examples"]
+__all__ = ["check_examples", "count_records", "first_examples"]
 
 _PARTIAL_LIMIT = 1 << 20
 """Past this many bytes of an unfinished line, counting keeps only whether it is blank."""
 
 
-def _positive_count(n: object) -> int:
+def check_examples(n: object, name: str = "--examples") -> int:
+    """The one rule for ``--examples N`` (CLI, magics, ``train.run(examples=)``): a positive
+    whole number.
+
+    Args:
+        n: The value given.
+        name: How the caller calls it in the error (``--examples``, ``examples``).
+
+    Returns:
+        ``n`` as an ``int``.
+
+    Raises:
+        DatasetError: ``n`` is not a positive whole number.
+    """
     try:
         count = operator.index(n)  # type: ignore[arg-type]
     except TypeError:
         count = None
     if count is None or isinstance(n, bool) or count <= 0:
         raise DatasetError(
-            f"The number of examples must be a positive whole number (got {n!r})",
-            hint="pass --examples N with N >= 1, or leave it out to use the whole file",
+            f"{name} must be a positive whole number, got {n!r}",
+            hint=f"{name} N keeps the first N records; leave it out to use the whole file",
         )
     return count
 
@@ -50,7 +63,7 @@ def first_examples(path: str | os.PathLike[str], n: int) -> Iterator[Path]:
     Raises:
         DatasetError: If ``n`` is not a positive integer or the source cannot be opened.
     """
-    count = _positive_count(n)
+    count = check_examples(n)
     source = open_dataset(path)
     stem = Path(path).stem[:40] or "dataset"
     try:
@@ -69,23 +82,14 @@ def first_examples(path: str | os.PathLike[str], n: int) -> Iterator[Path]:
 
 
 def _copy_first(source: BinaryIO, out: BinaryIO, count: int) -> None:
-    read, write = source.read, out.write
     copied = 0
-    tail = b""
-    while copied < count:
-        block = read(READ_BLOCK)
-        if not block:
-            break
-        lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
-        tail = lines.pop()
-        for raw in lines:
-            if not is_blank_line(raw):
-                write(raw + b"\n")
-                copied += 1
-                if copied == count:
-                    return
-    if copied < count and not is_blank_line(tail):
-        write(tail + b"\n")
+    for raw in iter_lines(source):
+        # A line over MAX_LINE_BYTES (None) is left out: no training sequence can hold it.
+        if raw is not None and not is_blank_line(raw):
+            out.write(raw + b"\n")
+            copied += 1
+            if copied == count:
+                return
 
 
 def count_records(path: str | os.PathLike[str]) -> int:

@@ -18,13 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from synth_lab.data._linter import (
-    DUPLICATE_TRACK_LIMIT,
-    MAX_LINE_BYTES,
-    Linter,
-    open_dataset,
-    scan_lines,
-)
+from synth_lab.data._lines import MAX_LINE_BYTES, open_dataset, scan_lines
+from synth_lab.data._linter import DUPLICATE_TRACK_LIMIT, Linter
 from synth_lab.data._records import check_record
 from synth_lab.errors import DatasetError, Problem
 

@@ -185,11 +185,10 @@ class SynthLabMagics(Magics):
         opts = TrainArgs.parse(_parse(self.sft_train, line))
         if opts.local and opts.remote:
             raise SynthLabError("--local and --remote exclude each other", hint="pick one")
-        if opts.examples is not None and opts.examples <= 0:
-            raise SynthLabError(
-                f"--examples must be a positive number, got {opts.examples}",
-                hint="--examples N keeps the first N records of the training file",
-            )
+        if opts.examples is not None:
+            from synth_lab.data.examples import check_examples
+
+            check_examples(opts.examples)
         if opts.dry_run:
             result = self._dry_run(opts)
         elif opts.local:
@@ -308,11 +307,10 @@ class SynthLabMagics(Magics):
         args = _parse(self.sft_data, line)
         from synth_lab.data.dataset import Dataset
 
-        if args.examples is not None and args.examples <= 0:
-            raise SynthLabError(
-                f"--examples must be a positive number, got {args.examples}",
-                hint="--examples N keeps the first N records",
-            )
+        if args.examples is not None:
+            from synth_lab.data.examples import check_examples
+
+            check_examples(args.examples)
         return Dataset.load(args.path, limit=args.examples)
 
     # -- %sft_plan ------------------------------------------------------------------------------

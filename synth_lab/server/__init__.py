@@ -6,8 +6,9 @@ stack (starlette, uvicorn, python-multipart) is imported on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from synth_lab._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from synth_lab.server.app import ServerSettings, create_app
@@ -15,7 +16,4 @@ if TYPE_CHECKING:
 __all__ = ["ServerSettings", "create_app"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module("synth_lab.server.app"), name)
-    raise AttributeError(f"module 'synth_lab.server' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(__all__, "synth_lab.server.app"))

@@ -30,7 +30,6 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from synth_lab.server.faults import Fault, FaultMiddleware
 from synth_lab.server.jobspec import RequestError, available_gpus, plan_job
 from synth_lab.server.limits import Limits, over_quota
 from synth_lab.server.models import ModelCatalog
@@ -75,7 +74,6 @@ class ServerSettings:
         max_upload_bytes: Largest accepted upload.
         gpus: GPUs to schedule on (default: detected).
         runner: ``module:function`` the workers train with.
-        faults: Test-only injected errors.
         run_jobs: Start the scheduler (false: jobs are accepted but never run).
     """
 
@@ -89,7 +87,6 @@ class ServerSettings:
     max_upload_bytes: int = 4 << 30
     gpus: int | None = None
     runner: str = DEFAULT_RUNNER
-    faults: list[Fault] = field(default_factory=list)
     run_jobs: bool = True
 
 
@@ -443,6 +440,4 @@ def create_app(settings: ServerSettings) -> Starlette:
     # A trailing slash is served as without one: no redirect, which would echo the Host header.
     app.router.redirect_slashes = False
     app.add_middleware(StripTrailingSlash)
-    if settings.faults:
-        app.add_middleware(FaultMiddleware, faults=list(settings.faults))
     return app

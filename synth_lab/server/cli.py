@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from synth_lab.errors import MissingDependencyError, SynthLabError
-from synth_lab.server.faults import Fault
 from synth_lab.server.limits import Limits
-from synth_lab.server.worker import DEFAULT_RUNNER
 
 
 def default_data_dir() -> Path:
@@ -165,31 +163,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-upload-mb", type=int, default=4096, help="largest accepted upload (MiB)"
     )
-    parser.add_argument("--gpus", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--runner", default=DEFAULT_RUNNER, help=argparse.SUPPRESS)
-    parser.add_argument("--fault", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--log-level", default="info", help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
-    try:
-        import uvicorn
+    settings, where = settings_from(args)
+    from synth_lab.server.app import create_app
 
-        from synth_lab.server.app import ServerSettings, create_app
+    return serve(create_app(settings), args, where)
+
+
+def settings_from(args: argparse.Namespace) -> tuple[Any, str]:
+    """The :class:`~synth_lab.server.app.ServerSettings` the options ask for, and a sentence
+    saying where the keys came from."""
+    try:
+        import uvicorn  # noqa: F401 - checked here, used by serve()
+
+        from synth_lab.server.app import ServerSettings
     except ImportError as exc:
         raise MissingDependencyError(
             exc.name or "starlette", "synth-lab serve", extra="server"
         ) from None
-    from synth_lab.client.config import mask_key
 
     os.umask(0o077)  # the data folder, its files and the workers' outputs: this user only
     data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
     keys, where = resolve_keys(args, data_dir)
-    try:
-        faults = [Fault.parse(spec) for spec in args.fault]
-    except ValueError as exc:
-        raise SynthLabError(str(exc)) from None
     settings = ServerSettings(
         data_dir=data_dir,
         api_keys=keys,
@@ -199,9 +198,6 @@ def run(args: argparse.Namespace) -> int:
         limits=limits_from(args),
         accept_any_compute=args.accept_any_compute,
         max_upload_bytes=args.max_upload_mb << 20,
-        gpus=args.gpus,
-        runner=args.runner,
-        faults=faults,
     )
     from synth_lab.server.jobspec import model_available
 
@@ -212,12 +208,21 @@ def run(args: argparse.Namespace) -> int:
                 "jobs for it will fail",
                 file=sys.stderr,
             )
+    return settings, where
+
+
+def serve(app: Any, args: argparse.Namespace, where: str) -> int:
+    """Serve ``app`` on the options' host and port until interrupted."""
+    import uvicorn
+
+    from synth_lab.client.config import mask_key
+
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
-    shown = ", ".join(mask_key(k) for k in list(keys)[:3])
+    settings = app.state.api.settings
+    shown = ", ".join(mask_key(k) for k in list(settings.api_keys)[:3])
     print(
         f"synth-lab learning API on http://{args.host}:{args.port}/api "
-        f"(data: {data_dir}; {where}: {shown})",
+        f"(data: {settings.data_dir}; {where}: {shown})",
         file=sys.stderr,
         flush=True,
     )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from synth_lab._procs import log_tail, signal_group, start_group
 from synth_lab.server.limits import Limits, fair_order
 from synth_lab.server.store import Store
 from synth_lab.server.worker import DEFAULT_RUNNER
@@ -114,13 +115,13 @@ class Scheduler:
             workers = list(self._workers.values())
             self._workers.clear()
         for worker in workers:
-            _signal_group(worker.process, signal.SIGINT)
+            signal_group(worker.process, signal.SIGINT)
         deadline = time.monotonic() + self.grace
         for worker in workers:
             try:
                 worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(worker.process, signal.SIGKILL)
+                signal_group(worker.process, signal.SIGKILL)
                 worker.process.wait()
             worker.log_file.close()
         self.store.close()
@@ -159,7 +160,7 @@ class Scheduler:
         with self._lock:
             worker = self._workers.get(job_id)
             if worker is not None and worker.kill_at is None:
-                _signal_group(worker.process, signal.SIGTERM)
+                signal_group(worker.process, signal.SIGTERM)
                 worker.kill_at = time.monotonic() + self.grace
         self._wake.set()
         return changed
@@ -237,14 +238,7 @@ class Scheduler:
             "--runner",
             self.runner,
         ]
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+        process = start_group(command, log=log_file, env=env)
         log.info("job %s: worker %d started on %s", job_id, process.pid, devices or "cpu")
         return _Worker(job_id, owner, process, devices, log_file)
 
@@ -253,7 +247,7 @@ class Scheduler:
             ended = [w for w in self._workers.values() if w.process.poll() is not None]
             for worker in self._workers.values():
                 if worker.kill_at is not None and time.monotonic() > worker.kill_at:
-                    _signal_group(worker.process, signal.SIGKILL)
+                    signal_group(worker.process, signal.SIGKILL)
             for worker in ended:
                 del self._workers[worker.job_id]
         for worker in ended:
@@ -267,29 +261,11 @@ class Scheduler:
                 event=("sft.job.failed", "error", reason, {"exit_code": code}),
             )
             if changed:  # the log names server paths: it stays in the server's log
-                tail = _tail(self.data_dir / "jobs" / worker.job_id / "worker.log")
+                tail = log_tail(
+                    self.data_dir / "jobs" / worker.job_id / "worker.log", 8192, lines=20
+                )
                 log.warning(
                     "job %s: worker exited with %s; its log ends:\n%s", worker.job_id, code, tail
                 )
             else:
                 log.info("job %s: worker exited with %s", worker.job_id, code)
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
-    try:
-        os.killpg(process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-    except AttributeError:  # pragma: no cover - no process groups on this platform
-        process.send_signal(sig)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 8192))
-            text = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])

@@ -23,11 +23,14 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from synth_lab.server.store import TERMINAL, Store
+
+if TYPE_CHECKING:
+    from synth_lab.train.result import TrainResult
 
 DB_NAME = "server.db"
 DEFAULT_RUNNER = "synth_lab.train:run"
@@ -146,8 +149,9 @@ def load_runner(spec: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name or "run")
 
 
-def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
-    """Run the job to its end; returns the process exit code."""
+def run_job(store: Store, job_id: str, runner: Callable[..., TrainResult]) -> int:
+    """Run the job to its end with ``runner`` (:func:`synth_lab.train.run` or a function
+    taking its arguments and returning its :class:`TrainResult`); returns the exit code."""
     row = store.job_row(job_id)
     if row is None or row["status"] in TERMINAL:
         return 0
@@ -185,12 +189,12 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
             event=("sft.job.failed", "error", message, {"error_type": type(exc).__name__}),
         )
         return 1
-    status = str(getattr(result, "status", "succeeded"))
+    status = result.status
     if status == "interrupted":
         return 130
-    steps = int(getattr(result, "steps", 0) or 0)
+    steps = result.steps
     if status not in ("succeeded", "completed"):
-        message = str(getattr(result, "error", "") or f"training ended with status {status}")
+        message = f"training ended with status {status}"
         message = _relative(message, output_dir.parent)
         store.set_status(
             job_id, "failed", error=message, event=("sft.job.failed", "error", message, {})
@@ -198,7 +202,7 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
         return 1
     suffix = f"{spec['suffix']}:" if spec.get("suffix") else ""
     fine_tuned = f"ft:{row['model']}:{suffix}{job_id}"
-    final_dir = getattr(result, "final_dir", None)
+    final_dir = result.final_dir
     # Folders relative to the job's own folder: clients learn nothing of the server's layout.
     summary = {
         "steps": steps,
@@ -225,15 +229,9 @@ def _relative(text: str, job_dir: Path) -> str:
     return text
 
 
-def _final_metrics(result: Any) -> dict[str, float | None]:
-    """The last train loss and best validation loss of a result (trainer or stand-in)."""
-    metrics = getattr(result, "metrics", None)
-    if isinstance(metrics, dict):
-        return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-    return {
-        "train.loss": getattr(result, "train_loss", None),
-        "val.loss.best": getattr(result, "best_val_loss", None),
-    }
+def _final_metrics(result: TrainResult) -> dict[str, float | None]:
+    """The last train loss and best validation loss of a run."""
+    return {"train.loss": result.train_loss, "val.loss.best": result.best_val_loss}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

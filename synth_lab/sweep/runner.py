@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from synth_lab._deps import require
+from synth_lab._notebook import in_notebook
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import SynthLabError
 from synth_lab.sweep import status as st
@@ -123,7 +124,7 @@ def run_sweep(
         manifest = plan.save()
         sweep = SweepResult([SweepRun(p) for p in points], output_dir=root)
     sweep.rank_by, sweep.backend, sweep.status = rank_by, settings["backend"], st.RUNNING
-    view = SweepView(sweep) if live or (live is None and _in_notebook()) else None
+    view = SweepView(sweep) if live or (live is None and in_notebook()) else None
     try:
         if remote:
             interval = poll_interval or config.job.poll_seconds or 2.0
@@ -316,9 +317,3 @@ def _gpus(gpus: Sequence[int] | None) -> list[int]:
     import torch
 
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-
-
-def _in_notebook() -> bool:
-    from synth_lab.train.live import in_notebook
-
-    return in_notebook()

@@ -10,8 +10,9 @@ Names are imported on first use, so ``synth_lab.train.metrics`` and ``synth_lab.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from synth_lab._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from synth_lab.train.api import run
@@ -58,7 +59,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'synth_lab.train' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

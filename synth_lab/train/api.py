@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from synth_lab._deps import require
+from synth_lab._notebook import in_notebook
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import DatasetError, TrainingError
 from synth_lab.train.metrics import JSONLLogger, LoggerGroup, MemoryLogger, as_logger, read_jsonl
@@ -19,6 +20,7 @@ from synth_lab.train.spec import StopSignal, TrainSpec
 def run(
     config: SFTConfig | str | os.PathLike[str],
     dataset: Any = None,
+    *,
     output_dir: str | os.PathLike[str] = "runs/sft",
     max_steps: int | None = None,
     resume: bool | str | os.PathLike[str] = False,
@@ -28,7 +30,6 @@ def run(
     validation_dataset: Any = None,
     examples: int | None = None,
     seed: int = 0,
-    *,
     validation_split: float = 0.0,
     save_steps: int | None = None,
     keep_checkpoints: int = 2,
@@ -98,7 +99,7 @@ def run(
     view = None
     history = out / "metrics.jsonl"
     prior = read_jsonl(history) if resume and history.is_file() else []
-    if live or (live is None and _in_notebook()):
+    if live or (live is None and in_notebook()):
         from synth_lab.train.live import LiveView
 
         view = LiveView(history=prior)
@@ -243,14 +244,10 @@ def _training_data(config: SFTConfig, dataset: Any, examples: int | None) -> Any
         )
     if examples is None:
         return data
-    if examples <= 0:
-        raise DatasetError(
-            f"examples must be a positive number, got {examples}",
-            hint="examples=N keeps the first N records of the training data",
-        )
-    if isinstance(data, (str, os.PathLike)):
-        from synth_lab.data.examples import first_examples
+    from synth_lab.data.examples import check_examples, first_examples
 
+    examples = check_examples(examples, "examples")
+    if isinstance(data, (str, os.PathLike)):
         with first_examples(data, examples) as subset:
             from synth_lab.train.data import load_records
 
@@ -276,9 +273,3 @@ def _world_size(config: SFTConfig, nproc: int | None) -> int:
         if torch.cuda.is_available():
             return min(config.world_size, torch.cuda.device_count())
     return 1
-
-
-def _in_notebook() -> bool:
-    from synth_lab.train.live import in_notebook
-
-    return in_notebook()

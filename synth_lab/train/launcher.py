@@ -16,7 +16,6 @@ import contextlib
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from synth_lab._procs import free_port, log_tail, signal_group, start_group
 from synth_lab.errors import TrainingError
 from synth_lab.train.metrics import BaseLogger, MetricPoint, RunInfo
 from synth_lab.train.spec import TrainSpec
@@ -58,12 +58,6 @@ class PipeLogger(BaseLogger):
         self._file.close()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class _Worker:
     def __init__(self, rank: int, proc: subprocess.Popen[bytes], fd: int, log: Path) -> None:
         self.rank, self.proc, self.fd, self.log = rank, proc, fd, log
@@ -71,10 +65,7 @@ class _Worker:
         self.open = True
 
     def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log.read_bytes()[-n:].decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return log_tail(self.log, n)
 
 
 def launch(spec: TrainSpec, nproc: int, logger: Any, *, device_type: str = "cpu") -> dict:
@@ -114,15 +105,8 @@ def _start(spec_file: Path, nproc: int, tmp: Path, device_type: str) -> list[_Wo
             env.setdefault("OMP_NUM_THREADS", str(threads))
             log = tmp / f"rank{rank}.log"
             with log.open("wb") as log_file:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "synth_lab.train.worker", str(spec_file)],
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    pass_fds=(write_fd,),
-                    start_new_session=True,
-                )
+                command = [sys.executable, "-m", "synth_lab.train.worker", str(spec_file)]
+                proc = start_group(command, log=log_file, env=env, pass_fds=(write_fd,))
             os.close(write_fd)
             os.set_blocking(read_fd, False)
             workers.append(_Worker(rank, proc, read_fd, log))
@@ -227,8 +211,7 @@ def _relay(event: dict, logger: Any) -> None:
 def _signal(workers: list[_Worker], sig: int) -> None:
     for w in workers:
         if w.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(w.proc.pid, sig)
+            signal_group(w.proc, sig)
 
 
 def _kill(workers: list[_Worker]) -> None:
@@ -241,8 +224,7 @@ def _kill(workers: list[_Worker]) -> None:
     _signal(workers, signal.SIGKILL)
     for w in workers:
         # The group may hold children (compile workers...) even after the leader exited.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(w.proc.pid, signal.SIGKILL)
+        signal_group(w.proc, signal.SIGKILL)
         w.proc.wait()
         if w.open:
             with contextlib.suppress(OSError):

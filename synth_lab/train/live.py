@@ -29,16 +29,6 @@ from synth_lab.train.metrics import (
 )
 
 
-def in_notebook() -> bool:
-    """Whether code runs in a Jupyter kernel (an IPython shell with a kernel attached)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
 def _duration(seconds: float) -> str:
     seconds = int(max(0, seconds))
     hours, rest = divmod(seconds, 3600)
