@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 
+from synth_lab.metrics import TRAIN_LOSS, TRAIN_LR, VAL_LOSS
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now."""
@@ -196,19 +198,17 @@ def fake_run(
                 raise RuntimeError(f"injected failure at step {step}")
             loss = 2.0 * math.exp(-step / 10.0) + 0.1
             points = [
-                MetricPoint("train.loss", loss, step, step / total),
-                MetricPoint("train.learning_rate", 1e-4, step, step / total),
+                MetricPoint(TRAIN_LOSS, loss, step, step / total),
+                MetricPoint(TRAIN_LR, 1e-4, step, step / total),
             ]
             if step % 5 == 0:
-                points.append(
-                    MetricPoint("val.loss", loss + 0.05, step, step / total, "validation")
-                )
+                points.append(MetricPoint(VAL_LOSS, loss + 0.05, step, step / total, "validation"))
                 (out / f"step-{step:06d}").mkdir(exist_ok=True)
             if logger is not None:
                 logger.log(points)
     except KeyboardInterrupt:
         return FakeResult("interrupted", step - 1, {})
-    return FakeResult("succeeded", total, {"train.loss": 2.0 * math.exp(-total / 10.0) + 0.1})
+    return FakeResult("succeeded", total, {TRAIN_LOSS: 2.0 * math.exp(-total / 10.0) + 0.1})
 
 
 def restart_while_watching(

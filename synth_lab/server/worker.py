@@ -27,7 +27,9 @@ from typing import Any
 
 import orjson
 
+from synth_lab.metrics import TRAIN_LOSS, VAL_LOSS, VAL_LOSS_BEST
 from synth_lab.server.store import TERMINAL, Store
+from synth_lab.status import Status
 
 DB_NAME = "server.db"
 DEFAULT_RUNNER = "synth_lab.train:run"
@@ -76,7 +78,7 @@ class DBLogger:
         events: list[tuple[str, str, str, dict[str, Any]]] = []
         for p in rows:
             step = int(p["step"])
-            if p["name"] == "train.loss" and step > self._progress_after:
+            if p["name"] == TRAIN_LOSS and step > self._progress_after:
                 self._progress_after = step
                 data = {
                     "step": step,
@@ -86,7 +88,7 @@ class DBLogger:
                 }
                 message = f"step {step}/{self.total_steps} loss {p['value']:.4f}"
                 events.append(("sft.progress", "info", message, data))
-            elif p["name"] == "val.loss" and step > self._val_after:
+            elif p["name"] == VAL_LOSS and step > self._val_after:
                 self._val_after = step
                 data = {"step": step, "epoch": p.get("epoch"), "val_loss": p["value"]}
                 message = f"validation at step {step}: loss {p['value']:.4f}"
@@ -185,11 +187,11 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
             event=("sft.job.failed", "error", message, {"error_type": type(exc).__name__}),
         )
         return 1
-    status = str(getattr(result, "status", "succeeded"))
-    if status == "interrupted":
+    status = Status.parse(getattr(result, "status", Status.SUCCEEDED))
+    if status is Status.INTERRUPTED:
         return 130
     steps = int(getattr(result, "steps", 0) or 0)
-    if status not in ("succeeded", "completed"):
+    if status is not Status.SUCCEEDED:
         message = str(getattr(result, "error", "") or f"training ended with status {status}")
         message = _relative(message, output_dir.parent)
         store.set_status(
@@ -231,8 +233,8 @@ def _final_metrics(result: Any) -> dict[str, float | None]:
     if isinstance(metrics, dict):
         return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
     return {
-        "train.loss": getattr(result, "train_loss", None),
-        "val.loss.best": getattr(result, "best_val_loss", None),
+        TRAIN_LOSS: getattr(result, "train_loss", None),
+        VAL_LOSS_BEST: getattr(result, "best_val_loss", None),
     }
 
 

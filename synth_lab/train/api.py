@@ -10,6 +10,7 @@ from typing import Any
 from synth_lab._deps import require
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import DatasetError, TrainingError
+from synth_lab.status import Status
 from synth_lab.train.metrics import JSONLLogger, LoggerGroup, MemoryLogger, as_logger, read_jsonl
 from synth_lab.train.result import TrainResult
 from synth_lab.train.spec import StopSignal, TrainSpec
@@ -59,7 +60,7 @@ def run(
             run (default: this call with ``resume=True``).
 
     Returns:
-        A :class:`TrainResult` with status ``completed`` or ``interrupted``.
+        A :class:`TrainResult` with status ``succeeded`` or ``interrupted``.
 
     Raises:
         ConfigError, DatasetError: Bad config or data, before anything is trained.
@@ -109,11 +110,11 @@ def run(
         else:
             summary = _run_workers(spec_args, train_data, validation, group, world)
     except BaseException:
-        group.finish("failed")
+        group.finish(Status.FAILED)
         raise
     finally:
         group.close()
-    if view is not None and summary.get("status") == "interrupted":
+    if view is not None and Status.parse(summary.get("status")) is Status.INTERRUPTED:
         view.progress.step = max(view.progress.step, int(summary.get("steps") or 0))
         view.annotate(_resume_note(summary, out, resume_command))
     start = summary.get("start_step", 0)

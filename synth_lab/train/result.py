@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synth_lab.status import Status
 from synth_lab.train.metrics import TRAIN_LOSS, VAL_LOSS, MetricPoint, points_frame
 
 
@@ -16,7 +17,7 @@ class TrainResult:
     """The outcome of :func:`synth_lab.train.run`.
 
     Attributes:
-        status: ``"completed"`` or ``"interrupted"`` (failures raise instead).
+        status: ``succeeded`` or ``interrupted`` (failures raise instead).
         steps: Optimizer steps done (counting those before a resume).
         output_dir: The run folder (checkpoints, ``metrics.jsonl``, ``final/``).
         final_dir: The final model or adapter folder, when the run completed.
@@ -26,7 +27,7 @@ class TrainResult:
         summary: The derived numbers (records, batch, precision, strategy ...).
     """
 
-    status: str
+    status: Status
     steps: int
     output_dir: Path
     final_dir: Path | None = None
@@ -43,7 +44,7 @@ class TrainResult:
             return Path(value) if value else None
 
         return cls(
-            status=summary["status"],
+            status=Status.parse(summary["status"]),  # "completed" in older summaries
             steps=int(summary["steps"]),
             output_dir=Path(summary["output_dir"]),
             final_dir=path("final_dir"),
