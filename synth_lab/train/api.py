@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,7 @@ def run(
         "keep_checkpoints": keep_checkpoints,
     }
     group = LoggerGroup([memory, extra, view])
+    began = time.monotonic()
     try:
         if world == 1:
             summary = _run_here(spec_args, train_data, validation, group, out)
@@ -114,6 +116,7 @@ def run(
         raise
     finally:
         group.close()
+    summary.setdefault("seconds", time.monotonic() - began)  # wall time, for --json
     if view is not None and Status.parse(summary.get("status")) is Status.INTERRUPTED:
         view.progress.step = max(view.progress.step, int(summary.get("steps") or 0))
         view.annotate(_resume_note(summary, out, resume_command))

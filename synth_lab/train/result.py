@@ -106,19 +106,25 @@ class TrainResult:
         return generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data: status, steps, losses and folders (the CLI's ``--json`` output)."""
-        return {
-            "status": self.status,
-            "steps": self.steps,
-            "total_steps": self.summary.get("total_steps"),
-            "train_loss": self.train_loss,
-            "best_val_loss": self.best_val_loss,
-            "output_dir": os.fspath(self.output_dir),
-            "final_dir": os.fspath(self.final_dir) if self.final_dir else None,
-            "best_checkpoint": os.fspath(self.best_checkpoint) if self.best_checkpoint else None,
-            "last_checkpoint": os.fspath(self.last_checkpoint) if self.last_checkpoint else None,
-            "summary": self.summary,
-        }
+        """Plain data in the shape every run shares (:mod:`synth_lab.results`), then the
+        folders and the trainer's summary (the CLI's ``--json`` output)."""
+        from synth_lab.results import result_dict
+
+        return result_dict(
+            status=self.status,
+            steps=self.steps,
+            points=self.points,
+            model=os.fspath(self.final_dir) if self.final_dir else None,
+            total_steps=self.summary.get("total_steps"),
+            train_loss=self.train_loss,
+            best_val_loss=self.best_val_loss,
+            seconds=self.summary.get("seconds"),
+            output_dir=os.fspath(self.output_dir),
+            final_dir=os.fspath(self.final_dir) if self.final_dir else None,
+            best_checkpoint=os.fspath(self.best_checkpoint) if self.best_checkpoint else None,
+            last_checkpoint=os.fspath(self.last_checkpoint) if self.last_checkpoint else None,
+            summary=self.summary,
+        )
 
     def _headline(self) -> str:
         loss = self.train_loss
