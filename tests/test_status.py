@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from test_train_support import config_text
@@ -130,3 +130,18 @@ def test_every_status_has_one_label_and_colour(word: str) -> None:
     look = render(word)
     assert look.label == word and look.color.startswith("#")
     assert render(Status.parse(word)) == look
+
+
+def test_the_job_monitor_shows_a_remote_and_a_local_success_alike() -> None:
+    from synth_lab.widgets.job_monitor import JobMonitor
+
+    class Finished:
+        done = True
+        points: ClassVar = [{"name": metrics.TRAIN_LOSS, "value": 0.5, "step": 2}]
+
+        def __init__(self, status: object) -> None:
+            self.status = status
+
+    remote = JobMonitor(Finished("succeeded"), interval=None).status.value  # the API's word
+    local = JobMonitor(Finished(Status.SUCCEEDED), interval=None).status.value
+    assert remote == local and f"color:{GREEN}" in local and "succeeded" in local
