@@ -182,7 +182,7 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
         message = _relative(f"{type(exc).__name__}: {exc}", output_dir.parent)
         store.set_status(
             job_id,
-            "failed",
+            Status.FAILED,
             error=message,
             event=("sft.job.failed", "error", message, {"error_type": type(exc).__name__}),
         )
@@ -195,7 +195,7 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
         message = str(getattr(result, "error", "") or f"training ended with status {status}")
         message = _relative(message, output_dir.parent)
         store.set_status(
-            job_id, "failed", error=message, event=("sft.job.failed", "error", message, {})
+            job_id, Status.FAILED, error=message, event=("sft.job.failed", "error", message, {})
         )
         return 1
     suffix = f"{spec['suffix']}:" if spec.get("suffix") else ""
@@ -212,7 +212,7 @@ def run_job(store: Store, job_id: str, runner: Callable[..., Any]) -> int:
     store.add_event(job_id, "sft.training.finish", message, summary)
     store.set_status(
         job_id,
-        "succeeded",
+        Status.SUCCEEDED,
         result={**summary, "fine_tuned_model": fine_tuned},
         event=("sft.job.completed", "info", "job completed", {**summary, "model": fine_tuned}),
     )
