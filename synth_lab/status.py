@@ -80,6 +80,7 @@ _BY_WORD: dict[str, Status] = {
     "error": Status.FAILED,
     "errored": Status.FAILED,
     "validating": Status.QUEUED,
+    "validating files": Status.QUEUED,
     "created": Status.QUEUED,
     "starting": Status.QUEUED,
     "in progress": Status.RUNNING,

@@ -47,6 +47,7 @@ def test_the_api_words_and_the_old_local_words_map_to_one_status() -> None:
     assert Status.parse("canceled") is Status.parse("CANCELLED") is Status.CANCELLED
     assert Status.parse("error") is Status.FAILED and Status.parse("pending") is Status.QUEUED
     assert Status.parse("stopped_early") is Status.STOPPED_EARLY
+    assert Status.parse("validating_files") is Status.QUEUED  # the API's, before running
     assert job_status({"state": "Succeeded"}) is Status.SUCCEEDED
     assert job_status({"id": "job_1"}) is Status.QUEUED  # nothing read yet: not finished
     # a str: equal to its word, printed and serialised as it

@@ -70,7 +70,7 @@ def _summary(job: Any) -> dict[str, Any]:
     from synth_lab.results import result_dict
 
     steps = max((int(p["step"]) for p in job.points), default=0)
-    model = job.doc.get("fine_tuned_model")
+    model = job.doc.get("fine_tuned_model") or job.doc.get("model_id")
     return result_dict(
         status=job.status,
         steps=steps,
