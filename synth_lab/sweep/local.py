@@ -263,7 +263,7 @@ class _Pool:
             summary = json.loads(result.read_text())
             points = read_jsonl(folder / "metrics.jsonl")  # type: ignore[operator]
             run.result = TrainResult.from_summary(summary, points)
-            run.status = summary["status"]
+            run.status = run.result.status
         elif worker.stop_sent is not None:  # stopped before training began: nothing lost
             run.status = Status.INTERRUPTED
         else:
