@@ -9,7 +9,7 @@ SynthLab.full_tracebacks = True``) to get full tracebacks back.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -55,6 +55,54 @@ class Problem:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Problem:
+        """A problem from what a server sent: our own ``to_dict()`` shape, or a validation
+        error's (``field``/``loc``, ``msg``, ``type``); a bare string becomes the message.
+
+        Anything malformed degrades to ``None`` or ``""`` instead of raising, so an odd
+        server answer still shows what it can.
+        """
+        if not isinstance(data, Mapping):
+            return cls("", None, None, str(data))
+        loc = data.get("loc")
+        path = data.get("path") or data.get("field")
+        if not path and isinstance(loc, (list, tuple)):
+            path = ".".join(str(part) for part in loc if part != "body")
+        severity = "warning" if data.get("severity") == "warning" else "error"
+        return cls(
+            path=str(path or ""),
+            line=_int_or_none(data.get("line")),
+            col=_int_or_none(data.get("col", data.get("column"))),
+            message=str(data.get("message") or data.get("msg") or ""),
+            hint=str(data.get("hint") or ""),
+            severity=severity,
+            code=str(data.get("code") or data.get("type") or "invalid"),
+        )
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def as_problems(items: Iterable[Any]) -> list[Problem]:
+    """``items`` as :class:`Problem` (dicts and strings converted, problems kept)."""
+    return [p if isinstance(p, Problem) else Problem.from_dict(p) for p in items]
+
+
+def format_problems(problems: Sequence[Problem], *, limit: int | None = None) -> str:
+    """The problems one per indented line, the way every error shows them."""
+    shown = problems if limit is None else problems[:limit]
+    lines = [f"  {p.format()}" for p in shown]
+    if limit is not None and len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more")
+    return "\n".join(lines)
 
 
 class SynthLabError(Exception):
@@ -116,9 +164,9 @@ class ConfigError(ProblemsError):
 class DatasetError(SynthLabError):
     """A dataset cannot be used: missing, unreadable, empty, or with invalid records."""
 
-    def __init__(self, message: str, *, hint: str = "", problems: Sequence[Any] = ()) -> None:
+    def __init__(self, message: str, *, hint: str = "", problems: Iterable[Any] = ()) -> None:
         super().__init__(message, hint=hint)
-        self.problems = list(problems)
+        self.problems: list[Problem] = as_problems(problems)
 
 
 class APIError(SynthLabError):

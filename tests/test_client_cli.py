@@ -16,6 +16,7 @@ from synth_lab.cli import _parser
 from synth_lab.cli.remote import run_remote
 from synth_lab.cli.serve import add_serve_parser
 from synth_lab.errors import ConfigError
+from synth_lab.results import KEYS
 from synth_lab.server.cli import parse_model_map, read_keys_file, resolve_keys
 from synth_lab.server.process import ServerProcess
 
@@ -60,6 +61,11 @@ def test_run_remote_watches_and_prints_one_json_object(
     assert code == 0
     assert doc["status"] == "succeeded" and doc["steps"] == 7 and doc["backend"] == server.url
     assert set(doc["metrics"]) == {"train.loss", "train.learning_rate", "val.loss"}
+    # the shape a local run's --json has, then the remote details
+    assert list(doc)[: len(KEYS)] == list(KEYS) and doc["total_steps"] == 7
+    assert doc["model"] == doc["fine_tuned_model"] and doc["model"].endswith(doc["job_id"])
+    assert doc["train_loss"] == doc["metrics"]["train.loss"] and doc["best_val_loss"] > 0
+    assert doc["seconds"] >= 0 and doc["error"] is None
     assert f"submitted job {doc['job_id']}" in err
     assert server.api_key not in out + err
 

@@ -7,6 +7,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -118,6 +119,32 @@ def test_text_monitor_shows_the_local_status_line(client: SynthClient, train: Pa
     text = stream.getvalue()
     assert "step 12/12" in text and "loss" in text and "elapsed" in text
     assert text.strip().splitlines()[-1].startswith("succeeded")
+
+
+def test_a_succeeded_job_ends_the_live_view_green(
+    client: SynthClient, train: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server says ``succeeded``: the view ends as a local run that succeeded does."""
+    from synth_lab.status import Status, render
+    from synth_lab.train.live import LiveView
+
+    shown: list[Any] = []
+
+    class Handle:
+        def update(self, obj: Any) -> None:
+            shown.append(obj)
+
+    def display(obj: Any, **_: Any) -> Handle:
+        shown.append(obj)
+        return Handle()
+
+    view = LiveView(min_interval=0.0, plot=False, display=display)
+    monkeypatch.setattr(remote_module, "make_view", lambda live: view)
+    job = submit(CONFIG, train, client=client, poll_interval=0.05)
+    assert job.status is Status.SUCCEEDED
+    final = shown[-1]._repr_mimebundle_()
+    assert final["text/plain"].startswith("succeeded · step 12/12")
+    assert f"background:{render(Status.SUCCEEDED).color}" in final["text/html"]
 
 
 def test_dry_run_errors_stop_submit_before_any_request(tmp_path: Path, train: Path) -> None:
@@ -252,7 +279,7 @@ def test_rejected_dataset_raises_with_its_problems(client: SynthClient, tmp_path
     from synth_lab.client import FileRejectedError
 
     bad = write_jsonl(tmp_path / "bad.jsonl", [chat(), b"{oops"])
-    with pytest.raises(FileRejectedError, match="line 2") as info:
+    with pytest.raises(FileRejectedError, match="2:2: invalid JSON") as info:
         client.files.upload(bad)
     assert info.value.problems and info.value.file_id.startswith("file_")
 

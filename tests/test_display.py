@@ -41,7 +41,7 @@ def test_every_display_object_sends_html_and_text_only(shell: InteractiveShell) 
     dry = shell.run_cell(f"%sft_train --dry-run --config cfg --dataset {train_path}").result
     dataset = shell.run_cell(f"%sft_data {train_path}").result
     result = TrainResult(
-        status="completed",
+        status="succeeded",
         steps=3,
         output_dir=Path("runs/x"),
         summary={"model": "<m>", "mode": "full", "world_size": 1, "strategy": "single"},
@@ -49,7 +49,7 @@ def test_every_display_object_sends_html_and_text_only(shell: InteractiveShell) 
     client = SynthClient(api_key="sk-display-test", base_url="http://127.0.0.1:9")
     job = RemoteJob(client, "job_1", {"id": "job_1", "status": "running", "model": "m"})
     point = SweepPoint(0, {"hyperparameters.learning_rate": 1e-3}, config)
-    sweep = SweepResult([SweepRun(point, status="completed", result=result)])
+    sweep = SweepResult([SweepRun(point, status="succeeded", result=result)])
 
     objects = {"config": config, "dry run": dry, "dataset": dataset, "train result": result}
     objects |= {"remote job": job, "sweep": sweep}
@@ -59,7 +59,7 @@ def test_every_display_object_sends_html_and_text_only(shell: InteractiveShell) 
     # The report itself, and the data still there for programs.
     assert "<b>Dry run</b>" in html_of(shell, dry) and "<table>" in html_of(shell, dry)
     assert json.loads(json.dumps(dry.to_dict()))["payload"] == dry.payload
-    assert json.loads(json.dumps(result.to_dict()))["status"] == "completed"
+    assert json.loads(json.dumps(result.to_dict()))["status"] == "succeeded"
     assert "&lt;m&gt;" in html_of(shell, result)
 
 

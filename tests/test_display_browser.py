@@ -68,7 +68,7 @@ EXPECTED = {
     "config": "SFT config",
     "dry run": "Dry run",
     "dataset": "Dataset",
-    "train result": "completed",
+    "train result": "succeeded",
     "sweep": "learning_rate=0.003",
     "remote job": "job_1",
 }

@@ -250,7 +250,7 @@ def test_local_training_through_the_magic(shell: InteractiveShell, tmp_path: Pat
     assert result.success, result.error_in_exec
     trained = shell.user_ns["trained"]
     assert isinstance(trained, TrainResult)
-    assert trained.status == "completed" and trained.steps == 3
+    assert trained.status == "succeeded" and trained.steps == 3
     losses = trained.metrics.query("name == 'train.loss'")["value"]
     assert len(losses) == 3 and losses.notna().all()
     assert (out / "final" / "config.toml").is_file()

@@ -54,10 +54,10 @@ def test_quickstart(tmp_path: Path) -> None:
     errors = [c for c in code if any(o["output_type"] == "error" for o in c.get("outputs", []))]
     assert [c.source.splitlines()[0] for c in errors] == ["%%sft_config broken"]
     train_cell = "result = %sft_train --local --config tiny --output-dir runs/quickstart"
-    assert "completed: 440/440 steps" in by_source[train_cell]
+    assert "succeeded: 440/440 steps" in by_source[train_cell]
     (cell,) = [c for c in code if c.source.startswith(train_cell)]
     live = cell.outputs[0]["data"]["text/html"]  # the live view: status, progress, loss plot
-    assert "completed · step 440/440" in live and "data:image/png;base64," in live
+    assert "succeeded · step 440/440" in live and "data:image/png;base64," in live
     reply = by_source['print(result.generate("What is photosynthesis?", max_new_tokens=30))']
     assert reply.strip()
     assert html.stat().st_size > 10_000

@@ -142,7 +142,7 @@ def test_the_installed_quickstart_runs_from_the_venv(installed) -> None:
     cmd = ["python", "-m", "synth_lab.demo", source.name, "--output", "quickstart.html"]
     _run(cmd, env, work, 600)
     html = (work / "quickstart.html").read_text()
-    assert "Dry run" in html and "completed: 6/6 steps" in html
+    assert "Dry run" in html and "succeeded: 6/6 steps" in html
     assert (work / "runs" / "quickstart" / "final").is_dir()
 
 

@@ -107,8 +107,8 @@ def test_local_sweep_trains_and_compares_every_run(tmp_path: Path) -> None:
         validation_dataset=sample_path("chat_sample_val"),
         live=False,
     )
-    assert sweep.status == "completed"
-    assert [r.status for r in sweep.runs] == ["completed", "completed"]
+    assert sweep.status == "succeeded"
+    assert [r.status for r in sweep.runs] == ["succeeded", "succeeded"]
     assert all((r.output_dir / "metrics.jsonl").is_file() for r in sweep.runs)
     assert sweep.runs[0].output_dir.name == "00-learning_rate_0.0001"
     losses = [r.train_loss for r in sweep.runs]
@@ -142,7 +142,7 @@ def test_local_sweep_trains_and_compares_every_run(tmp_path: Path) -> None:
     data = json.loads(json.dumps(sweep.to_dict()))
     assert data["best"] == sweep.best.name and len(data["runs"]) == 2
     bundle = sweep._repr_mimebundle_()
-    assert "learning_rate=0.005" in bundle["text/html"] and "completed" in bundle["text/plain"]
+    assert "learning_rate=0.005" in bundle["text/html"] and "succeeded" in bundle["text/plain"]
 
 
 def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path: Path, capsys) -> None:
@@ -151,12 +151,12 @@ def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path: Path, capsys) 
         base(), points, sample_path(), output_dir=tmp_path / "s", max_steps=3, live=True
     )
     failed, done = sweep.runs
-    assert sweep.status == "completed"
+    assert sweep.status == "succeeded"
     assert failed.status == "failed" and failed.result is None
     assert failed.error.startswith("TrainingError:") and "tensor and pipeline" in failed.error
-    assert done.status == "completed" and done.steps == 3
+    assert done.status == "succeeded" and done.steps == 3
     assert sweep.best is done
-    assert list(sweep.table.status) == ["completed", "failed"]
+    assert list(sweep.table.status) == ["succeeded", "failed"]
     assert "failed" in capsys.readouterr().out  # the live view, shown through display()
 
     odd = run_sweep(base(), [{LR: 3e-3}], sample_path(), output_dir=tmp_path / "o", max_steps=1)
@@ -183,7 +183,7 @@ def test_an_interrupt_stops_the_sweep_and_keeps_what_finished(tmp_path: Path) ->
         logger=stop_in_second_run,
     )
     assert sweep.status == "interrupted"
-    assert [r.status for r in sweep.runs] == ["completed", "interrupted", "pending"]
+    assert [r.status for r in sweep.runs] == ["succeeded", "interrupted", "queued"]
     assert sweep.best is sweep.runs[0]
     assert sweep.to_dict()["status"] == "interrupted"
 
@@ -191,7 +191,7 @@ def test_an_interrupt_stops_the_sweep_and_keeps_what_finished(tmp_path: Path) ->
         base(), {LR: [1e-3, 2e-3, 3e-3]}, sample_path(), output_dir=tmp_path / "s",
         max_steps=3, live=False, resume=True,
     )  # fmt: skip
-    assert [r.status for r in resumed.runs] == ["completed"] * 3
+    assert [r.status for r in resumed.runs] == ["succeeded"] * 3
     first, second, third = resumed.runs
     assert first.result is None and first.train_loss == sweep.runs[0].train_loss  # not rerun
     assert second.result.summary["start_step"] == sweep.runs[1].steps > 0  # from its checkpoint
@@ -213,7 +213,7 @@ def test_an_early_stop_ends_a_local_run_with_a_checkpoint(tmp_path: Path) -> Non
         live=False, early_stop=StopAtStep2(),
     )  # fmt: skip
     kept, stopped = sweep.runs
-    assert sweep.status == "completed" and kept.status == "completed" and kept.steps == 4
+    assert sweep.status == "succeeded" and kept.status == "succeeded" and kept.steps == 4
     assert (stopped.status, stopped.stopped_step, stopped.steps) == ("stopped early", 2, 2)
     assert stopped.result.last_checkpoint is not None
 
@@ -233,7 +233,7 @@ def test_the_magic_runs_a_sweep(shell: InteractiveShell, tmp_path: Path) -> None
         {LR: 1e-3, "training.lora.r": 4},
         {LR: 3e-3, "training.lora.r": 4},
     ]
-    assert [r.status for r in sweep.runs] == ["completed", "completed"]
+    assert [r.status for r in sweep.runs] == ["succeeded", "succeeded"]
 
     with capture_output():
         bad = shell.run_cell("%sft_sweep --config cfg --grid nothing")
@@ -258,7 +258,7 @@ def test_remote_sweep_submits_every_point(tmp_path: Path, monkeypatch: pytest.Mo
         sweep = run_sweep(
             seed, {LR: [1e-5, 2e-5]}, data, remote=True, backend=srv.url, live=False, output_dir=out
         )
-    assert [r.status for r in sweep.runs] == ["completed", "completed"]
+    assert [r.status for r in sweep.runs] == ["succeeded", "succeeded"]
     assert all(isinstance(r.result, RemoteJob) for r in sweep.runs)
     assert sweep.runs[0].result.id != sweep.runs[1].result.id
     assert sweep.output_dir == out.resolve() and sweep.runs[0].output_dir is None
@@ -273,7 +273,7 @@ def test_local_points_train_side_by_side_on_separate_gpus(tmp_path: Path) -> Non
         base(), points, sample_path(), output_dir=tmp_path / "s", max_steps=2, live=False,
         max_parallel=2, gpus=[0, 1],
     )  # fmt: skip
-    assert [r.status for r in sweep.runs] == ["completed", "failed", "completed"]
+    assert [r.status for r in sweep.runs] == ["succeeded", "failed", "succeeded"]
     assert sweep.runs[1].error.startswith("TrainingError:")
     assert [r.steps for r in sweep.runs] == [2, 0, 2] and sweep.runs[2].train_loss is not None
     entries = json.loads((tmp_path / "s" / "manifest.json").read_text())["runs"]

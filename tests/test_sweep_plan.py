@@ -128,7 +128,7 @@ def _run(index: int, lr: float, losses: list[float], score: float | None = None)
     points = [{"name": "val.loss", "value": v, "step": 2 * i + 2} for i, v in enumerate(losses)]
     if score is not None:
         points.append({"name": "eval.score", "value": score, "step": 2 * len(losses)})
-    return SweepRun(point, status="completed", live_points=points)
+    return SweepRun(point, status="succeeded", live_points=points)
 
 
 def test_the_table_ranks_by_the_chosen_metric_and_gains_eval_score() -> None:

@@ -78,18 +78,18 @@ def test_points_run_side_by_side_never_more_than_asked(
     )  # fmt: skip
     # the live table, printed by display() outside a notebook: one frame per redraw
     frames = capsys.readouterr().out.split("sweep · ")[1:]
-    assert frames[-1].startswith("completed · 5 run(s)")
+    assert frames[-1].startswith("succeeded · 5 run(s)")
     assert max(f.count(" running ") for f in frames) == 2
-    assert sweep.status == "completed"
-    assert [r.status for r in sweep.runs] == ["completed"] * 5
+    assert sweep.status == "succeeded"
+    assert [r.status for r in sweep.runs] == ["succeeded"] * 5
     assert all(r.steps == 10 and r.series("val.loss")[0] == [5, 10] for r in sweep.runs)
     created = [d for i, d in jobs(server).items() if i not in before]
     assert sorted(d["id"] for d in created) == sorted(r.job_id for r in sweep.runs)
     assert all(d["status"] == "succeeded" for d in created)
     assert most_at_once(created) == 2  # the server had room for 4
     manifest = json.loads((tmp_path / "sw" / "manifest.json").read_text())
-    assert manifest["status"] == "completed"
-    assert {e["status"] for e in manifest["runs"].values()} == {"completed"}
+    assert manifest["status"] == "succeeded"
+    assert {e["status"] for e in manifest["runs"].values()} == {"succeeded"}
 
 
 class StopSecond:
@@ -108,7 +108,7 @@ def test_an_early_stop_cancels_the_remote_job(server: ServerProcess, tmp_path: P
         early_stop=StopSecond(),
     )  # fmt: skip
     kept, stopped = sweep.runs
-    assert kept.status == "completed" and kept.steps == 60
+    assert kept.status == "succeeded" and kept.steps == 60
     assert (stopped.status, stopped.stopped_step) == ("stopped early", 5)
     assert jobs(server)[stopped.job_id]["status"] == "cancelled"
     assert load(tmp_path / "sw").runs[1].stopped_step == 5
@@ -134,7 +134,7 @@ def test_stopping_the_cell_leaves_jobs_running_until_cancel(
         poll_interval=0.1, early_stop=InterruptAtStep3(),
     )  # fmt: skip
     assert sweep.status == "interrupted"
-    assert [r.status for r in sweep.runs] == ["interrupted", "interrupted", "pending"]
+    assert [r.status for r in sweep.runs] == ["interrupted", "interrupted", "queued"]
     ids = [r.job_id for r in sweep.runs[:2]]
     assert all(jobs(server)[i]["status"] in ("queued", "running") for i in ids)  # still going
 
@@ -143,7 +143,7 @@ def test_stopping_the_cell_leaves_jobs_running_until_cancel(
     assert {jobs(server)[i]["status"] for i in ids} == {"cancelled"}
     after = json.loads((tmp_path / "sw" / "manifest.json").read_text())
     assert after["status"] == "cancelled"
-    assert [e["status"] for e in after["runs"].values()] == ["cancelled", "cancelled", "pending"]
+    assert [e["status"] for e in after["runs"].values()] == ["cancelled", "cancelled", "queued"]
 
 
 SWEEP_SCRIPT = f"""
@@ -175,7 +175,7 @@ def test_a_killed_sweep_resumes_without_rerunning_anything(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # until a point has finished and others run
             runs = snapshot(folder).values()
-            if any(r["status"] == "completed" for r in runs) and any(
+            if any(r["status"] == "succeeded" for r in runs) and any(
                 r["status"] == "running" and r.get("job_id") for r in runs
             ):
                 break
@@ -185,12 +185,12 @@ def test_a_killed_sweep_resumes_without_rerunning_anything(
     finally:
         process.wait(30)
     at_kill = snapshot(folder)
-    done = {n: r["job_id"] for n, r in at_kill.items() if r["status"] == "completed"}
+    done = {n: r["job_id"] for n, r in at_kill.items() if r["status"] == "succeeded"}
     going = {n: r["job_id"] for n, r in at_kill.items() if r["status"] == "running"}
     assert done and going and all(going.values())
 
     interrupted = load(folder)  # a kernel restart: the state is all there
-    assert {r.name for r in interrupted.runs if r.status == "completed"} == set(done)
+    assert {r.name for r in interrupted.runs if r.status == "succeeded"} == set(done)
     assert all(r.series("train.loss")[0] for r in interrupted.runs if r.name in done)
 
     axes = {LR: [1e-5, 2e-5, 3e-5, 4e-5]}
@@ -202,8 +202,8 @@ def test_a_killed_sweep_resumes_without_rerunning_anything(
     resumed = run_sweep(
         SEED_TOML, axes, train, output_dir=folder, resume=True, poll_interval=0.1, **common
     )
-    assert resumed.status == "completed"
-    assert [r.status for r in resumed.runs] == ["completed"] * 4
+    assert resumed.status == "succeeded"
+    assert [r.status for r in resumed.runs] == ["succeeded"] * 4
     final = {r.name: r.job_id for r in resumed.runs}
     assert {n: final[n] for n in done} == done  # finished points were not rerun
     assert {n: final[n] for n in going} == going  # running points were reattached

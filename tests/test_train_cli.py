@@ -13,6 +13,7 @@ from test_train_support import config_text, records, shared_cache
 pytest.importorskip("torch")
 
 from synth_lab.cli import main
+from synth_lab.results import KEYS
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -41,8 +42,11 @@ def test_local_json_is_one_object_with_the_outcome(files, tmp_path, capsys) -> N
     captured = capsys.readouterr()
     assert code == 0
     result = json.loads(captured.out)  # exactly one JSON document on stdout
-    assert result["status"] == "completed" and result["steps"] == 2
+    assert result["status"] == "succeeded" and result["steps"] == 2
     assert result["train_loss"] > 0 and result["best_val_loss"] > 0
+    # the shape a remote job's --json has, then the local details
+    assert list(result)[: len(KEYS)] == list(KEYS) and result["model"] == result["final_dir"]
+    assert result["seconds"] > 0 and result["error"] is None and "train.loss" in result["metrics"]
     assert result["output_dir"] == str(out.resolve())
     assert result["summary"]["records"] == 16
     assert Path(result["final_dir"], "README.md").is_file()
@@ -72,7 +76,7 @@ def test_local_text_output_and_invalid_data_exit_codes(files, tmp_path, capsys) 
     code = main(["train", str(config), "--local", "--dataset", str(data), "--max-steps", "1",
                  "--output-dir", str(tmp_path / "o")])  # fmt: skip
     out = capsys.readouterr().out
-    assert code == 0 and out.startswith("TrainResult(completed: 1/") and "model: " in out
+    assert code == 0 and out.startswith("TrainResult(succeeded: 1/") and "model: " in out
 
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"messages": "nope"}])
     code = main(["train", str(config), "--local", "--dataset", str(bad), "--json"])

@@ -132,7 +132,7 @@ def test_interrupting_the_caller_stops_workers_at_a_checkpoint(tmp_path: Path) -
 
     # The sharded optimizer state comes back on resume, and training goes on from there.
     resumed = run(cfg, records(16), max_steps=result.steps + 2, resume=True, **kwargs)
-    assert resumed.status == "completed" and resumed.steps == result.steps + 2
+    assert resumed.status == "succeeded" and resumed.steps == result.steps + 2
     assert resumed.summary["resumed_from"] == str(result.last_checkpoint)
     assert children() == []
 

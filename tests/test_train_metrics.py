@@ -80,7 +80,7 @@ def test_memory_logger_frame_and_groups() -> None:
     group = LoggerGroup([memory, CallbackLogger(seen.append), None])
     group.start(RunInfo(total_steps=5))
     group.log(points(4))
-    group.finish("completed")
+    group.finish("succeeded")
     group.close()
     assert isinstance(memory, MetricLogger)
     frame = memory.frame()
@@ -149,12 +149,12 @@ def test_live_view_updates_one_display_in_place() -> None:
     view.start(RunInfo(total_steps=10, model="m", mode="lora"))
     for p in points(6):
         view.log([p])
-    view.finish("completed")
+    view.finish("succeeded")
     assert calls == [{"display_id": True}]  # displayed once, then updated in place
     # start, the 3 evaluations (forced), finish: never once per training point.
     assert len(shown) == 5
     bundle = shown[-1]._repr_mimebundle_()
-    assert "completed" in bundle["text/plain"] and "step 6/10" in bundle["text/plain"]
+    assert "succeeded" in bundle["text/plain"] and "step 6/10" in bundle["text/plain"]
     assert "data:image/png;base64," in bundle["text/html"]
     assert "1,006 tok/s" in bundle["text/plain"]
 
@@ -171,10 +171,10 @@ def test_live_view_escapes_html_and_text_logger_prints_progress() -> None:
     text = TextLogger(stream, every_s=0)
     text.start(RunInfo(total_steps=4, model="tiny"))
     text.log(points(2))
-    text.finish("completed")
+    text.finish("succeeded")
     out = stream.getvalue()
     assert "4 steps" in out and "loss 1.5000" in out and out.rstrip().startswith("training")
-    assert out.strip().splitlines()[-1].startswith("completed")
+    assert out.strip().splitlines()[-1].startswith("succeeded")
 
 
 def _png_height(frame: Any) -> int:
@@ -217,7 +217,7 @@ def test_live_view_has_a_learning_rate_and_grad_norm_panel() -> None:
         view = LiveView(display=lambda obj, sink=shown, **_: sink.append(obj) or FakeHandle(sink))
         view.start(RunInfo(total_steps=3, model="m"))
         view.log([*points(3), *extra])
-        view.finish("completed")
+        view.finish("succeeded")
         heights.append(_png_height(shown[-1]))
     assert heights[1] > heights[0] * 1.3  # a second panel under the loss plot
 
@@ -260,8 +260,8 @@ def test_live_view_in_a_real_kernel(tmp_path) -> None:
     shown = [o for o in outputs if o.output_type == "display_data"]
     assert len(shown) == 1  # one live output, updated in place
     html = shown[0].data["text/html"]
-    assert "completed" in html and "step 3/3" in html and "data:image/png;base64," in html
-    assert outputs[-1].data["text/plain"] == "'completed'"
+    assert "succeeded" in html and "step 3/3" in html and "data:image/png;base64," in html
+    assert outputs[-1].data["text/plain"] == "'succeeded'"
 
 
 def test_local_and_remote_points_give_the_same_table() -> None:

@@ -210,7 +210,7 @@ def test_dry_run_and_train_buttons(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     editor.fields["hyperparameters.global_batch"].value = "8"
     editor.train_button.click()
-    assert editor.result.status == "completed" and editor.result.steps == 1
+    assert editor.result.status == "succeeded" and editor.result.steps == 1
     assert (tmp_path / "runs" / "sft" / "final").is_dir()
 
     panel = w.HTML("plan")
@@ -317,7 +317,7 @@ def tiny_result(tmp_path_factory: pytest.TempPathFactory):
 def test_monitor_shows_a_local_run(tiny_result) -> None:
     monitor = JobMonitor(tiny_result)
     assert bytes(monitor.image.value).startswith(PNG)
-    assert "completed" in monitor.status.value and "step 3/3" in monitor.status.value
+    assert "succeeded" in monitor.status.value and "step 3/3" in monitor.status.value
     assert "train loss" in monitor.status.value
     assert monitor.cancel_button.layout.display == "none"  # nothing to cancel locally
     before = monitor.image.value

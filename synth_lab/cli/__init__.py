@@ -90,11 +90,10 @@ def report_error(exc: SynthLabError, *, as_json: bool) -> int:
 
     print(f"error: {exc}", file=sys.stderr)
     if as_json:
-        problems = getattr(exc, "problems", None)
-        rows = [p.to_dict() for p in problems] if problems else []
-        if not rows:
-            rows = [
-                {"path": "", "line": None, "col": None, "message": exc.message, "hint": exc.hint}
-            ]
-        print_json({"errors": rows})
+        from synth_lab.errors import Problem, as_problems
+
+        problems = as_problems(getattr(exc, "problems", None) or ())
+        if not problems:
+            problems = [Problem("", None, None, exc.message, hint=exc.hint)]
+        print_json({"errors": [p.to_dict() for p in problems]})
     return EXIT_INVALID if isinstance(exc, (ProblemsError, DatasetError)) else EXIT_FAILED

@@ -1,7 +1,8 @@
 """``synth-lab train`` without ``--dry-run``: submit the job to the learning API and watch it.
 
-Progress goes to stderr; with ``--json`` stdout holds one object at the end (``job_id``,
-``status``, ``backend``, ``fine_tuned_model``, ``steps``, ``metrics``). Exit codes: 0 the job
+Progress goes to stderr; with ``--json`` stdout holds one object at the end, in the shape a
+local run's has (:mod:`synth_lab.results`), then ``job_id``, ``backend`` and
+``fine_tuned_model``. Exit codes: 0 the job
 succeeded (or was submitted with ``--no-poll``), 1 it failed or was cancelled, 2 the dry run
 found errors (nothing was sent), 130 watching was interrupted (the job keeps running).
 """
@@ -66,20 +67,50 @@ def run_remote(args: argparse.Namespace) -> int:
 
 
 def _summary(job: Any) -> dict[str, Any]:
-    last: dict[str, float] = {}
-    steps = 0
-    for point in job.points:
-        last[point["name"]] = point["value"]
-        steps = max(steps, int(point["step"]))
-    return {
-        "job_id": job.id,
-        "status": job.status,
-        "backend": job.client.base_url,
-        "fine_tuned_model": job.doc.get("fine_tuned_model"),
-        "steps": steps,
-        "metrics": last,
-        "error": job.doc.get("error") if job.failed else None,
-    }
+    from synth_lab.results import result_dict
+
+    steps = max((int(p["step"]) for p in job.points), default=0)
+    model = job.doc.get("fine_tuned_model") or job.doc.get("model_id")
+    return result_dict(
+        status=job.status,
+        steps=steps,
+        points=job.points,
+        model=model,
+        total_steps=_total_steps(job),
+        seconds=_seconds(job.doc),
+        error=job.failure_reason() if job.failed else None,
+        job_id=job.id,
+        backend=job.client.base_url,
+        fine_tuned_model=model,
+    )
+
+
+def _total_steps(job: Any) -> int | None:
+    """The planned steps, from the newest event that says (``sft.training.started`` ...)."""
+    totals = [(e.get("data") or {}).get("total_steps") for e in job.all_events]
+    found = [int(t) for t in totals if isinstance(t, int) and not isinstance(t, bool)]
+    return found[-1] if found else None
+
+
+def _seconds(doc: dict[str, Any]) -> float | None:
+    """Wall time from the job's creation to its end (``finished_at``, else ``updated_at``)."""
+    from datetime import datetime
+
+    def stamp(value: Any) -> float | None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                return None
+        return None
+
+    began, ended = (
+        stamp(doc.get("created_at")),
+        stamp(doc.get("finished_at") or doc.get("updated_at")),
+    )
+    return ended - began if began is not None and ended is not None and ended >= began else None
 
 
 def add_remote_arguments(parser: argparse.ArgumentParser) -> None:

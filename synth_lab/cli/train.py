@@ -7,6 +7,7 @@ import sys
 
 from synth_lab.cli.output import print_json
 from synth_lab.errors import SynthLabError
+from synth_lab.status import Status
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -80,4 +81,4 @@ def run_local(args: argparse.Namespace, config: str) -> int:
         print(repr(result))
         if result.final_dir:
             print(f"model: {result.final_dir}")
-    return EXIT_OK if result.status == "completed" else 130
+    return EXIT_OK if result.status is Status.SUCCEEDED else 130

@@ -7,9 +7,10 @@ the body's ``detail``, ``message`` or ``error`` (in that order) and their machin
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from synth_lab.errors import APIError, TrainingError
+from synth_lab.errors import APIError, Problem, TrainingError, as_problems, format_problems
 
 __all__ = [
     "APIConnectionError",
@@ -143,13 +144,13 @@ class APIStatusError(APIError):
         self.url = url
 
     @property
-    def problems(self) -> list[dict[str, Any]]:
+    def problems(self) -> list[Problem]:
         """Located problems the server sent with the error (``detail.problems``), if any."""
         detail = self.body.get("detail") if isinstance(self.body, dict) else None
         found = detail.get("problems") if isinstance(detail, dict) else None
         if found is None and isinstance(self.body, dict):
             found = self.body.get("problems")
-        return list(found) if isinstance(found, list) else []
+        return as_problems(found) if isinstance(found, list) else []
 
 
 class BadRequestError(APIStatusError):
@@ -198,20 +199,14 @@ class PollTimeoutError(APIError):
 class FileRejectedError(APIError):
     """The server refused an uploaded file after checking it (``status`` = ``failed``)."""
 
-    def __init__(self, file_id: str, problems: list[dict[str, Any]]) -> None:
-        shown = [
-            f"  line {p.get('line')}: {p.get('message')}"
-            if p.get("line")
-            else f"  {p.get('message')}"
-            for p in problems[:10]
-        ]
-        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+    def __init__(self, file_id: str, problems: Iterable[Any]) -> None:
+        found = as_problems(problems)
         super().__init__(
-            f"The server rejected file {file_id}:\n" + "\n".join(shown) + more,
+            f"The server rejected file {file_id}:\n" + format_problems(found, limit=10),
             hint=CODE_HINTS["file_invalid"],
         )
         self.file_id = file_id
-        self.problems = problems
+        self.problems: list[Problem] = found
 
 
 class JobFailedError(TrainingError):

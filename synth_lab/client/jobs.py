@@ -15,13 +15,8 @@ import orjson
 
 from synth_lab.client._base import BaseClient
 from synth_lab.client.errors import APIResponseValidationError
-
-TERMINAL_STATUSES = frozenset(
-    {"succeeded", "completed", "failed", "cancelled", "canceled", "error", "errored"}
-)
-SUCCESS_STATUSES = frozenset({"succeeded", "completed"})
-FAILURE_STATUSES = frozenset({"failed", "error", "errored"})
-CANCELLED_STATUSES = frozenset({"cancelled", "canceled"})
+from synth_lab.metrics import TRAIN_LOSS
+from synth_lab.status import Status
 
 TERMINAL_EVENTS = frozenset(
     {
@@ -61,9 +56,14 @@ def job_id_of(doc: dict[str, Any]) -> str:
     return str(doc.get("job_id") or doc.get("id") or "")
 
 
-def job_status(doc: dict[str, Any]) -> str:
-    """The lower-cased status of a job document: ``status``, else ``state``."""
-    return str(doc.get("status") or doc.get("state") or "").lower()
+def job_status(doc: dict[str, Any]) -> Status:
+    """The status of a job document (``status``, else ``state``) in the shared vocabulary.
+
+    This is where the API's words (``succeeded``, ``canceled``, ``error`` ...) become
+    :class:`~synth_lab.status.Status`; a document without one is :attr:`Status.QUEUED`.
+    """
+    word = doc.get("status") or doc.get("state")
+    return Status.parse(word) if word else Status.QUEUED
 
 
 class Jobs:
@@ -278,7 +278,7 @@ def progress_points(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if data.get("loss") is None or data.get("step") is None:
             continue
         seen[int(data["step"])] = {
-            "name": "train.loss",
+            "name": TRAIN_LOSS,
             "value": float(data["loss"]),
             "step": int(data["step"]),
             "epoch": data.get("epoch"),

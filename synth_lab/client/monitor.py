@@ -12,6 +12,7 @@ import sys
 from typing import Any, TextIO
 
 from synth_lab.client.jobs import SHOWN_EVENTS
+from synth_lab.status import Status
 
 _ANNOUNCED = frozenset(
     {"sft.job.failed", "sft.job.resumed", "sft.compute.adjusted", "sft.job.cancelled"}
@@ -34,7 +35,7 @@ def make_view(live: bool | None, stream: TextIO | None = None) -> Any:
 
 
 class RemoteMonitor:
-    """Feeds a view (any object with ``start``/``log``/``finish``) from polled events/points.
+    """Feeds a view (``start(info)``, ``update(points, status)``, ``finish(status)``) from polls.
 
     Args:
         view: The view, or ``None`` for no output.
@@ -75,16 +76,16 @@ class RemoteMonitor:
             return
         if not self.started and (self.total_steps or points):
             self._start(doc)
-        progress = getattr(self.view, "progress", None)
-        if progress is not None:
-            progress.total = self.total_steps or progress.total
-            progress.step = max(progress.step, self.step)
-        if self.started and points:
-            from synth_lab.train.metrics import MetricPoint
+        if not self.started:
+            return
+        from synth_lab.train.metrics import MetricPoint
 
-            self.view.log([MetricPoint.from_dict(p) for p in points])
-        if progress is not None:
-            progress.status = status
+        self.view.update(
+            [MetricPoint.from_dict(p) for p in points],
+            Status.parse(status),
+            step=self.step,
+            total=self.total_steps or None,
+        )
 
     def _start(self, doc: dict[str, Any]) -> None:
         from synth_lab.train.metrics import RunInfo
@@ -107,7 +108,7 @@ class RemoteMonitor:
         self.finished = True
         if not self.started:
             self._start({})
-        self.view.finish(status)
+        self.view.finish(Status.parse(status))
 
 
 def visible(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

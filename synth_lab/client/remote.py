@@ -24,16 +24,14 @@ from synth_lab.client.errors import (
     ServerError,
 )
 from synth_lab.client.jobs import (
-    CANCELLED_STATUSES,
-    FAILURE_STATUSES,
-    SUCCESS_STATUSES,
     TERMINAL_EVENTS,
-    TERMINAL_STATUSES,
     JobFeed,
     job_id_of,
     job_status,
 )
 from synth_lab.client.monitor import RemoteMonitor, make_view, visible
+from synth_lab.metrics import TRAIN_LOSS, VAL_LOSS
+from synth_lab.status import Status
 
 DEFAULT_POLL_INTERVAL = 2.0
 DEFAULT_TIMEOUT = 3600.0
@@ -71,25 +69,25 @@ class RemoteJob:
     # -- state ----------------------------------------------------------------------------------
 
     @property
-    def status(self) -> str:
-        """The last status read (lower case)."""
+    def status(self) -> Status:
+        """The last status read, in the shared vocabulary (the API's word mapped)."""
         return job_status(self.doc)
 
     @property
     def done(self) -> bool:
-        return self.status in TERMINAL_STATUSES or self._terminal_event() is not None
+        return self.status.terminal or self._terminal_event() is not None
 
     @property
     def succeeded(self) -> bool:
-        return self.status in SUCCESS_STATUSES
+        return self.status is Status.SUCCEEDED
 
     @property
     def failed(self) -> bool:
-        return self.status in FAILURE_STATUSES
+        return self.status is Status.FAILED
 
     @property
     def cancelled(self) -> bool:
-        return self.status in CANCELLED_STATUSES
+        return self.status is Status.CANCELLED
 
     @property
     def all_events(self) -> list[dict[str, Any]]:
@@ -125,7 +123,7 @@ class RemoteJob:
         if self.doc.get("error"):
             return str(self.doc["error"])
         event = self._terminal_event()
-        return str(event.get("message")) if event else self.status
+        return str(event.get("message")) if event else str(self.status)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -185,19 +183,19 @@ class RemoteJob:
                         raise
                 else:
                     monitor.update(self.doc, self.status, events, points)
-                    if self.status in TERMINAL_STATUSES:
+                    if self.status.terminal:
                         break
                     if self._terminal_event() is not None:
                         self.doc = self.client.jobs.retrieve(self.id)
                         break
                 if deadline is not None and time.monotonic() >= deadline:
-                    monitor.finish(self.status or "running")
+                    monitor.finish(self.status)
                     raise PollTimeoutError(self.id, float(timeout or 0), self.status)
                 pause = interval if deadline is None else min(interval, deadline - time.monotonic())
                 time.sleep(max(0.0, pause))
         except KeyboardInterrupt:
             self.interrupted = True
-            monitor.finish("watching stopped")
+            monitor.finish(self.status)
             print(
                 f"Stopped watching job {self.id}; it keeps running on the server. Reattach with "
                 f"synth_lab.attach({self.id!r}) or %sft_train --attach {self.id}; "
@@ -226,13 +224,13 @@ class RemoteJob:
     def _summary(self) -> list[tuple[str, str]]:
         rows = [
             ("job", self.id),
-            ("status", self.status or "?"),
+            ("status", str(self.status)),
             ("model", str(self.doc.get("model", ""))),
         ]
         steps = [int(p["step"]) for p in self.points]
         if steps:
             rows.append(("step", str(max(steps))))
-        for name in ("train.loss", "val.loss"):
+        for name in (TRAIN_LOSS, VAL_LOSS):
             value = self._last(name)
             if value is not None:
                 rows.append((name, f"{value:.4f}"))

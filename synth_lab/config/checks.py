@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from synth_lab.config import schema
 from synth_lab.config.source import KeyPath, Position, locate
 from synth_lab.errors import Problem
+from synth_lab.metrics import VAL_LOSS
 
 Place = Callable[[KeyPath], "Position | tuple[None, None]"]
 
@@ -315,11 +316,11 @@ def consistency(model: schema.ConfigModel, place: Place) -> list[Problem]:
             "warning",
         )
     validation = training.validation if training else None
-    if validation and validation.metric_for_best_model != "val.loss":
+    if validation and validation.metric_for_best_model != VAL_LOSS:
         add(
             ("training", "validation", "metric_for_best_model"),
             f"metric '{validation.metric_for_best_model}' is not tracked by the local trainer",
-            'the local trainer reports "val.loss"',
+            f'the local trainer reports "{VAL_LOSS}"',
             "warning",
         )
     job = model.job

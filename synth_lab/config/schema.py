@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
+from synth_lab.metrics import VAL_LOSS
+
 # TOML has real booleans: "yes", "true" or 1 where a bool belongs is a mistake, not a synonym.
 Bool = Annotated[bool, Strict()]
 
@@ -100,7 +102,7 @@ class ValidationSection(Section):
         default=True, description="Keep the best checkpoint (by the metric) as the final model."
     )
     metric_for_best_model: str = Field(
-        default="val.loss", min_length=1, description="Metric that picks the best checkpoint."
+        default=VAL_LOSS, min_length=1, description="Metric that picks the best checkpoint."
     )
     greater_is_better: Bool = Field(
         default=False, description="Whether a larger metric is better (false for a loss)."

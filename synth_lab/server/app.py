@@ -47,6 +47,7 @@ from synth_lab.server.web import (
     server_error,
 )
 from synth_lab.server.worker import DB_NAME, DEFAULT_RUNNER
+from synth_lab.status import Status
 
 log = logging.getLogger("synth_lab.server")
 
@@ -139,7 +140,7 @@ class Api:
     def _finetuned(self, model: str, owner: str) -> str | None:
         """The output folder of the caller's succeeded job with this ``fine_tuned_model`` id."""
         row = self.store.job_row(model.rsplit(":", 1)[-1], owner)
-        if row is None or row["status"] != "succeeded" or not row["result"]:
+        if row is None or row["status"] != Status.SUCCEEDED or not row["result"]:
             return None
         result = orjson.loads(row["result"])
         if result.get("fine_tuned_model") != model or not result.get("final_dir"):

@@ -21,8 +21,9 @@ from typing import Any
 import orjson
 
 from synth_lab.server.shapes import event_doc, file_doc, job_doc, point_doc, timeline_doc
+from synth_lab.status import Status
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)  # the ends a job has here
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (

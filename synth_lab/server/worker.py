@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from synth_lab.metrics import TRAIN_LOSS, VAL_LOSS, VAL_LOSS_BEST
 from synth_lab.server.store import TERMINAL, Store
+from synth_lab.status import Status
 
 if TYPE_CHECKING:
     from synth_lab.train.result import TrainResult
@@ -79,7 +81,7 @@ class DBLogger:
         events: list[tuple[str, str, str, dict[str, Any]]] = []
         for p in rows:
             step = int(p["step"])
-            if p["name"] == "train.loss" and step > self._progress_after:
+            if p["name"] == TRAIN_LOSS and step > self._progress_after:
                 self._progress_after = step
                 data = {
                     "step": step,
@@ -89,7 +91,7 @@ class DBLogger:
                 }
                 message = f"step {step}/{self.total_steps} loss {p['value']:.4f}"
                 events.append(("sft.progress", "info", message, data))
-            elif p["name"] == "val.loss" and step > self._val_after:
+            elif p["name"] == VAL_LOSS and step > self._val_after:
                 self._val_after = step
                 data = {"step": step, "epoch": p.get("epoch"), "val_loss": p["value"]}
                 message = f"validation at step {step}: loss {p['value']:.4f}"
@@ -184,20 +186,20 @@ def run_job(store: Store, job_id: str, runner: Callable[..., TrainResult]) -> in
         message = _relative(f"{type(exc).__name__}: {exc}", output_dir.parent)
         store.set_status(
             job_id,
-            "failed",
+            Status.FAILED,
             error=message,
             event=("sft.job.failed", "error", message, {"error_type": type(exc).__name__}),
         )
         return 1
-    status = result.status
-    if status == "interrupted":
+    status = Status.parse(result.status)
+    if status is Status.INTERRUPTED:
         return 130
     steps = result.steps
-    if status not in ("succeeded", "completed"):
+    if status is not Status.SUCCEEDED:
         message = f"training ended with status {status}"
         message = _relative(message, output_dir.parent)
         store.set_status(
-            job_id, "failed", error=message, event=("sft.job.failed", "error", message, {})
+            job_id, Status.FAILED, error=message, event=("sft.job.failed", "error", message, {})
         )
         return 1
     suffix = f"{spec['suffix']}:" if spec.get("suffix") else ""
@@ -214,7 +216,7 @@ def run_job(store: Store, job_id: str, runner: Callable[..., TrainResult]) -> in
     store.add_event(job_id, "sft.training.finish", message, summary)
     store.set_status(
         job_id,
-        "succeeded",
+        Status.SUCCEEDED,
         result={**summary, "fine_tuned_model": fine_tuned},
         event=("sft.job.completed", "info", "job completed", {**summary, "model": fine_tuned}),
     )
@@ -231,7 +233,7 @@ def _relative(text: str, job_dir: Path) -> str:
 
 def _final_metrics(result: TrainResult) -> dict[str, float | None]:
     """The last train loss and best validation loss of a run."""
-    return {"train.loss": result.train_loss, "val.loss.best": result.best_val_loss}
+    return {TRAIN_LOSS: result.train_loss, VAL_LOSS_BEST: result.best_val_loss}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,8 @@
 ...                   max_steps=50)                       # doctest: +SKIP
 >>> sweep = run_sweep(cfg, {"hyperparameters.learning_rate": loguniform(1e-5, 1e-3)},
 ...                   budget=8, remote=True, max_parallel=4)   # doctest: +SKIP
->>> sweep.table, sweep.best.config, sweep.plot(metric="val.loss")   # doctest: +SKIP
+>>> from synth_lab.metrics import VAL_LOSS
+>>> sweep.table, sweep.best.config, sweep.plot(metric=VAL_LOSS)   # doctest: +SKIP
 
 Heavy libraries (torch, pandas, matplotlib) are imported only when a sweep runs or is shown.
 """

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from synth_lab._files import atomic_write_text
-from synth_lab.sweep import status as st
+from synth_lab.status import Status
 from synth_lab.sweep.manifest import Manifest
 from synth_lab.sweep.result import SweepResult, SweepRun
 from synth_lab.sweep.view import SweepView
@@ -45,7 +45,7 @@ def curves(sweep: SweepResult, metric: str) -> dict[str, dict[int, float]]:
     """Every started run's ``metric`` curve, for an early stopping rule."""
     found = {}
     for run in sweep.runs:
-        if run.status in (st.FAILED, st.PENDING):
+        if run.status in (Status.FAILED, Status.QUEUED):
             continue
         steps, values = run.series(metric)
         if steps:
@@ -72,7 +72,7 @@ def run_local(
         _Pool(sweep, manifest, view, rule, args, gpu_slots).run()
         return
     for run in sweep.runs:
-        if run.status in st.FINISHED:
+        if Status.parse(run.status).terminal:
             continue
         again = _start(run, manifest)
         if view:
@@ -82,22 +82,22 @@ def run_local(
         try:
             _train(run, args, again, [args.logger, feed])
         except KeyboardInterrupt:
-            run.status = st.INTERRUPTED
+            run.status = Status.INTERRUPTED
         except Exception as exc:  # one bad run must not lose the sweep
-            run.status, run.error = st.FAILED, _error(exc)
+            run.status, run.error = Status.FAILED, _error(exc)
         finally:
             run.seconds = time.monotonic() - began
-        if run.status == st.INTERRUPTED and run.stopped_step is not None:
-            run.status = st.STOPPED_EARLY
+        if run.status == Status.INTERRUPTED and run.stopped_step is not None:
+            run.status = Status.STOPPED_EARLY
         manifest.record(run).save()
-        if run.status == st.INTERRUPTED:
+        if run.status == Status.INTERRUPTED:
             raise KeyboardInterrupt
 
 
 def _start(run: SweepRun, manifest: Manifest) -> bool:
     """Mark ``run`` running; whether it continues from a checkpoint of an earlier attempt."""
-    again = run.status in (st.RUNNING, st.INTERRUPTED)
-    run.status, run.output_dir, run.live_points = st.RUNNING, manifest.folder / run.name, []
+    again = run.status in (Status.RUNNING, Status.INTERRUPTED)
+    run.status, run.output_dir, run.live_points = Status.RUNNING, manifest.folder / run.name, []
     manifest.record(run).save()
     return again
 
@@ -196,7 +196,7 @@ class _Pool:
         )
 
     def run(self, interval: float = 0.5) -> None:
-        queue = [r for r in self.sweep.runs if r.status not in st.FINISHED]
+        queue = [r for r in self.sweep.runs if not Status.parse(r.status).terminal]
         workers: list[_Worker] = []
         try:
             while queue or workers:
@@ -263,11 +263,11 @@ class _Pool:
             summary = json.loads(result.read_text())
             points = read_jsonl(folder / "metrics.jsonl")  # type: ignore[operator]
             run.result = TrainResult.from_summary(summary, points)
-            run.status = summary["status"]
+            run.status = run.result.status
         elif worker.stop_sent is not None:  # stopped before training began: nothing lost
-            run.status = st.INTERRUPTED
+            run.status = Status.INTERRUPTED
         else:
-            run.status = st.FAILED
+            run.status = Status.FAILED
             error = folder / "error.json"  # type: ignore[operator]
             run.error = (
                 json.loads(error.read_text())["error"]
@@ -275,8 +275,8 @@ class _Pool:
                 else f"the worker exited with code {worker.process.returncode}; see "
                 f"{folder / 'worker.log'}"  # type: ignore[operator]
             )
-        if run.status == st.INTERRUPTED and run.stopped_step is not None:
-            run.status = st.STOPPED_EARLY
+        if run.status == Status.INTERRUPTED and run.stopped_step is not None:
+            run.status = Status.STOPPED_EARLY
         self.manifest.record(run, devices=worker.devices, ended_at=time.time()).save()
         if self.view:
             self.view.draw(force=True)

@@ -17,7 +17,7 @@ from typing import Any
 from synth_lab._files import atomic_write_text
 from synth_lab.config import SFTConfig
 from synth_lab.errors import SynthLabError
-from synth_lab.sweep import status as st
+from synth_lab.status import Status
 from synth_lab.sweep.grid import SweepPoint, grid
 from synth_lab.sweep.result import SweepResult, SweepRun
 
@@ -51,15 +51,15 @@ class Manifest:
         remote: bool,
         settings: dict[str, Any],
     ) -> Manifest:
-        """A new manifest for ``points`` (every run ``pending``)."""
+        """A new manifest for ``points`` (every run ``queued``)."""
         data = {
             "format": FORMAT,
-            "status": st.RUNNING,
+            "status": Status.RUNNING,
             "mode": "remote" if remote else "local",
             "base": base.to_toml(),
             "settings": settings,
             "points": [{"name": p.name, "overrides": p.overrides} for p in points],
-            "runs": {p.name: {"status": st.PENDING} for p in points},
+            "runs": {p.name: {"status": Status.QUEUED} for p in points},
         }
         return cls(folder, data)
 
@@ -100,7 +100,7 @@ class Manifest:
 
     def entry(self, name: str) -> dict[str, Any]:
         """The recorded state of run ``name``."""
-        return self.data["runs"].setdefault(name, {"status": st.PENDING})
+        return self.data["runs"].setdefault(name, {"status": Status.QUEUED})
 
     def record(self, run: SweepRun, **extra: Any) -> Manifest:
         """Record ``run``'s state (and ``extra`` fields such as ``idempotency_key``)."""
@@ -159,7 +159,7 @@ def rebuild(manifest: Manifest) -> SweepResult:
     for point in points:
         entry = manifest.entry(point.name)
         run = SweepRun(point)
-        run.status = entry.get("status", st.PENDING)
+        run.status = Status.parse(entry.get("status"), Status.QUEUED)  # "pending" before
         run.error = entry.get("error")
         run.seconds = float(entry.get("seconds") or 0.0)
         run.job_id = entry.get("job_id")
@@ -172,6 +172,6 @@ def rebuild(manifest: Manifest) -> SweepResult:
             run.live_points = [p.to_dict() for p in read_jsonl(history)]
         runs.append(run)
     remote = data.get("mode") == "remote"
-    status = data.get("status", st.COMPLETED)
+    status = Status.parse(data.get("status"), Status.SUCCEEDED)  # "completed" before
     backend = data.get("settings", {}).get("backend") if remote else None
     return SweepResult(runs, status=status, output_dir=manifest.folder.resolve(), backend=backend)

@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synth_lab.sweep import status as st
+from synth_lab.metrics import EVAL_SCORE, TRAIN_LOSS, VAL_LOSS
+from synth_lab.status import Status, render
 from synth_lab.sweep.grid import SweepPoint
 
-TRAIN_LOSS = "train.loss"
-VAL_LOSS = "val.loss"
-EVAL_SCORE = "eval.score"
 # matplotlib's tab10 cycle as hex: browsers know no ``tab:red`` (a swatch styled with it renders
 # black), and matplotlib takes hex too, so the plot and the HTML legend share one value.
 _COLORS = (
@@ -49,8 +47,9 @@ class SweepRun:
 
     Attributes:
         point: The sweep point (overrides and validated config).
-        status: One of :mod:`synth_lab.sweep.status` (``pending``, ``running``,
-            ``completed``, ``interrupted``, ``failed``, ``cancelled``, ``stopped early``).
+        status: A :class:`~synth_lab.status.Status` (``queued``, ``running``, ``succeeded``,
+            ``interrupted``, ``failed``, ``cancelled``, ``stopped early``); older words such
+            as ``completed`` are read as theirs.
         result: The :class:`~synth_lab.train.result.TrainResult` (local) or
             :class:`~synth_lab.client.remote.RemoteJob` (remote); ``None`` when it failed.
         error: The error message of a failed run.
@@ -63,7 +62,7 @@ class SweepRun:
     """
 
     point: SweepPoint
-    status: str = st.PENDING
+    status: Status = Status.QUEUED
     result: Any = None
     error: str | None = None
     seconds: float = 0.0
@@ -72,6 +71,9 @@ class SweepRun:
     job_id: str | None = None
     stopped_step: int | None = None
     recorded_steps: int | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.status = Status.parse(self.status)
 
     @property
     def config(self) -> Any:
@@ -157,7 +159,7 @@ def _sort_key(metric: str) -> Any:
 
     def key(run: SweepRun) -> tuple[int, float]:
         value = run.value(metric)
-        missing = value is None or math.isnan(value) or run.status == st.FAILED
+        missing = value is None or math.isnan(value) or run.status == Status.FAILED
         return (1 if missing else 0, 0.0 if missing else sign * float(value))  # type: ignore[arg-type]
 
     return key
@@ -202,7 +204,7 @@ class SweepResult:
 
     Attributes:
         runs: One :class:`SweepRun` per point, in sweep order.
-        status: ``completed``, ``interrupted`` when the sweep was stopped before its end, or
+        status: ``succeeded``, ``interrupted`` when the sweep was stopped before its end, or
             ``cancelled`` after :meth:`cancel`.
         output_dir: The sweep folder: its ``manifest.json`` and one subfolder per run.
         rank_by: The metric to rank by (default: ``val.loss`` when any run has one, else
@@ -211,10 +213,13 @@ class SweepResult:
     """
 
     runs: list[SweepRun]
-    status: str = st.COMPLETED
+    status: Status = Status.SUCCEEDED
     output_dir: Path | None = None
     rank_by: str | None = None
     backend: str | None = None
+
+    def __post_init__(self) -> None:
+        self.status = Status.parse(self.status)
 
     @property
     def metric(self) -> str:
@@ -231,7 +236,7 @@ class SweepResult:
     def best(self) -> SweepRun | None:
         """The best completed run by :attr:`metric` (``.config`` for a longer run, ``.result``),
         or ``None``."""
-        done = [r for r in self.ranked if r.status == st.COMPLETED]
+        done = [r for r in self.ranked if r.status == Status.SUCCEEDED]
         return done[0] if done and _sort_key(self.metric)(done[0])[0] == 0 else None
 
     def run(self, which: int | str | SweepRun) -> SweepRun:
@@ -264,7 +269,7 @@ class SweepResult:
         runs cancelled. Pending points stay pending (``resume=True`` would run them)."""
         cancelled = []
         for run in self.runs:
-            if run.status in st.FINISHED or not run.job_id:
+            if Status.parse(run.status).terminal or not run.job_id:
                 continue
             job = run.result
             if job is None or not hasattr(job, "cancel"):
@@ -272,10 +277,10 @@ class SweepResult:
 
                 job = attach(run.job_id, backend=self.backend)
             job.cancel()
-            run.result, run.status = job, st.CANCELLED
+            run.result, run.status = job, Status.CANCELLED
             cancelled.append(run)
         if cancelled:
-            self.status = st.CANCELLED
+            self.status = Status.CANCELLED
             if self.output_dir is not None:
                 from synth_lab.sweep.manifest import Manifest
 
@@ -371,7 +376,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _status_text(run: SweepRun) -> str:
-    if run.status == st.STOPPED_EARLY and run.stopped_step is not None:
+    if run.status == Status.STOPPED_EARLY and run.stopped_step is not None:
         return f"{run.status} @ {run.stopped_step}"
     return run.status
 
@@ -392,7 +397,7 @@ def render_html(runs: Sequence[SweepRun], title: str, metric: str) -> str:
             status = f"<span title='{html.escape(run.error, quote=True)}'>{status} ⓘ</span>"
         cells = [
             f"{swatch} {html.escape(run.label)}",
-            f"<span style='color:{st.COLORS.get(run.status, '#1565c0')}'>{status}</span>",
+            f"<span style='color:{render(run.status).color}'>{status}</span>",
             str(run.steps),
             _fmt(run.train_loss),
             _fmt(run.best_val_loss),

@@ -20,7 +20,7 @@ from synth_lab._deps import require
 from synth_lab._notebook import in_notebook
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import SynthLabError
-from synth_lab.sweep import status as st
+from synth_lab.status import Status
 from synth_lab.sweep.grid import SweepPoint, grid
 from synth_lab.sweep.local import LocalArgs, curves, run_local, slots
 from synth_lab.sweep.manifest import Manifest, rebuild, save_points
@@ -93,7 +93,7 @@ def run_sweep(
         gpus_per_point: GPUs each local point trains on when points run side by side.
 
     Returns:
-        A :class:`SweepResult` (``completed`` or ``interrupted``).
+        A :class:`SweepResult` (``succeeded`` or ``interrupted``).
 
     Raises:
         ConfigError: A point gives an invalid config (nothing was run).
@@ -123,7 +123,7 @@ def run_sweep(
     else:
         manifest = plan.save()
         sweep = SweepResult([SweepRun(p) for p in points], output_dir=root)
-    sweep.rank_by, sweep.backend, sweep.status = rank_by, settings["backend"], st.RUNNING
+    sweep.rank_by, sweep.backend, sweep.status = rank_by, settings["backend"], Status.RUNNING
     view = SweepView(sweep) if live or (live is None and in_notebook()) else None
     try:
         if remote:
@@ -136,10 +136,10 @@ def run_sweep(
             gpu_slots = slots(_gpus(gpus), gpus_per_point, max_parallel) if max_parallel > 1 else []
             run_local(sweep, manifest, view, rule, local, gpu_slots)
     except KeyboardInterrupt:
-        sweep.status = st.INTERRUPTED
+        sweep.status = Status.INTERRUPTED
     else:
-        if sweep.status == st.RUNNING:
-            sweep.status = st.COMPLETED
+        if sweep.status == Status.RUNNING:
+            sweep.status = Status.SUCCEEDED
     manifest.update(sweep).save()
     if view:
         view.draw(force=True)
@@ -204,11 +204,11 @@ class _Remote:
     def run(self, dataset: Any, validation_dataset: Any) -> None:
         from synth_lab.client.remote import attach
 
-        todo = [r for r in self.sweep.runs if r.status not in st.FINISHED]
+        todo = [r for r in self.sweep.runs if not Status.parse(r.status).terminal]
         flight: list[SweepRun] = []
         for run in todo:
             if run.job_id:  # submitted before the sweep stopped: watch it again
-                run.result, run.status = attach(run.job_id, client=self.client), st.RUNNING
+                run.result, run.status = attach(run.job_id, client=self.client), Status.RUNNING
                 self.began[run.name] = time.monotonic() - run.seconds
                 flight.append(run)
         queue = [r for r in todo if not r.job_id]
@@ -224,7 +224,7 @@ class _Remote:
                     time.sleep(self.interval)
         except KeyboardInterrupt:
             for run in flight:
-                run.status = st.INTERRUPTED
+                run.status = Status.INTERRUPTED
             if flight:
                 print(
                     f"Stopped watching the sweep; {len(flight)} job(s) keep running on the "
@@ -242,7 +242,7 @@ class _Remote:
         # before the job id is written submits again with it and gets the same job back.
         entry = self.manifest.entry(run.name)
         key = entry.get("idempotency_key") or f"sweep-{uuid.uuid4()}"
-        run.status = st.RUNNING
+        run.status = Status.RUNNING
         self.manifest.record(run, idempotency_key=key).save()
         self.began[run.name] = time.monotonic()
         try:
@@ -255,7 +255,7 @@ class _Remote:
                 idempotency_key=key,
             )
         except Exception as exc:  # one bad point must not lose the sweep
-            self._end(run, st.FAILED, f"{type(exc).__name__}: {getattr(exc, 'message', exc)}")
+            self._end(run, Status.FAILED, f"{type(exc).__name__}: {getattr(exc, 'message', exc)}")
             return False
         run.result, run.job_id = job, job.id
         self.manifest.record(run).save()
@@ -275,17 +275,17 @@ class _Remote:
                 if self.failures[run.name] > MAX_POLL_FAILURES:
                     raise
             run.seconds = time.monotonic() - self.began[run.name]
-            status = st.from_job(run.result) if run.result.done else st.RUNNING
-            if status == st.RUNNING:
+            status = _job_status(run.result) if run.result.done else Status.RUNNING
+            if status == Status.RUNNING:
                 going.append(run)
             else:
-                error = run.result.failure_reason() if status == st.FAILED else None
+                error = run.result.failure_reason() if status == Status.FAILED else None
                 self._end(run, status, error)
         for name, step in self._stops(going).items():
             run = next(r for r in going if r.name == name)
             run.result.cancel()
             run.stopped_step = step
-            self._end(run, st.STOPPED_EARLY)
+            self._end(run, Status.STOPPED_EARLY)
             going.remove(run)
         return going
 
@@ -317,3 +317,10 @@ def _gpus(gpus: Sequence[int] | None) -> list[int]:
     import torch
 
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+def _job_status(job: Any) -> Status:
+    """A finished remote job's sweep status: its own, or interrupted when watching stopped."""
+    if job.interrupted:
+        return Status.INTERRUPTED
+    return job.status if job.status.terminal else Status.RUNNING

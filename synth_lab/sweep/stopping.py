@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from synth_lab.errors import SynthLabError
+from synth_lab.metrics import VAL_LOSS
 
 Curves = Mapping[str, Mapping[int, float]]
 
@@ -30,7 +31,7 @@ class MedianStopping:
         min_peers: Other runs that must report the step before it can stop anyone.
     """
 
-    metric: str = "val.loss"
+    metric: str = VAL_LOSS
     min_step: int = 1
     min_peers: int = 2
 
@@ -65,7 +66,7 @@ class SuccessiveHalving:
         eta: The reduction factor (keep the best third with 3).
     """
 
-    metric: str = "val.loss"
+    metric: str = VAL_LOSS
     min_step: int | None = None
     eta: int = 3
 

@@ -7,7 +7,7 @@ import io
 import time
 from typing import Any
 
-from synth_lab.sweep import status as st
+from synth_lab.status import Status
 from synth_lab.sweep.result import TRAIN_LOSS, VAL_LOSS, SweepResult, draw_curves, render_html
 
 
@@ -64,7 +64,7 @@ class _Frame:
 
     def __init__(self, sweep: SweepResult, png: str | None) -> None:
         self.text = sweep.text()
-        done = sum(r.status not in (st.PENDING, st.RUNNING) for r in sweep.runs)
+        done = sum(not Status.parse(r.status).active for r in sweep.runs)
         title = f"sweep · {done}/{len(sweep.runs)} run(s) done"
         self.html = render_html(sweep.runs, title, sweep.metric)
         if png:

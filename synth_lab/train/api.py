@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from synth_lab._deps import require
 from synth_lab._notebook import in_notebook
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import DatasetError, TrainingError
+from synth_lab.status import Status
 from synth_lab.train.metrics import JSONLLogger, LoggerGroup, MemoryLogger, as_logger, read_jsonl
 from synth_lab.train.result import TrainResult
 from synth_lab.train.spec import StopSignal, TrainSpec
@@ -61,7 +63,7 @@ def run(
             run (default: this call with ``resume=True``).
 
     Returns:
-        A :class:`TrainResult` with status ``completed`` or ``interrupted``.
+        A :class:`TrainResult` with status ``succeeded`` or ``interrupted``.
 
     Raises:
         ConfigError, DatasetError: Bad config or data, before anything is trained.
@@ -114,6 +116,7 @@ def run(
         "keep_checkpoints": keep_checkpoints,
     }
     group = LoggerGroup([memory, extra, view])
+    began = time.monotonic()
     try:
         if as_rank:
             summary = _run_as_rank(spec_args, train_data, validation, group, out)
@@ -122,11 +125,12 @@ def run(
         else:
             summary = _run_workers(spec_args, train_data, validation, group, world)
     except BaseException:
-        group.finish("failed")
+        group.finish(Status.FAILED)
         raise
     finally:
         group.close()
-    if view is not None and summary.get("status") == "interrupted":
+    summary.setdefault("seconds", time.monotonic() - began)  # wall time, for --json
+    if view is not None and Status.parse(summary.get("status")) is Status.INTERRUPTED:
         view.progress.step = max(view.progress.step, int(summary.get("steps") or 0))
         view.annotate(_resume_note(summary, out, resume_command))
     start = summary.get("start_step", 0)

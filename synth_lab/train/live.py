@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from synth_lab.status import Status, render
 from synth_lab.train.metrics import (
     TRAIN_GRAD_NORM,
     TRAIN_LOSS,
@@ -43,7 +44,7 @@ class _Progress:
         self.total = 0
         self.start_step = 0
         self.step = 0
-        self.status = "starting"
+        self.status = Status.QUEUED
         self.title = ""
         self.started = time.monotonic()
         self.latest: dict[str, float] = {}
@@ -56,7 +57,7 @@ class _Progress:
         for p in self.points:
             self.latest[p.name] = p.value
         self.title = f"{info.model} · {info.mode} · {info.world_size} process(es)"
-        self.status = "training"
+        self.status = Status.RUNNING
         self.started = time.monotonic()
 
     def add(self, points: Sequence[MetricPoint]) -> None:
@@ -65,6 +66,14 @@ class _Progress:
             self.latest[p.name] = p.value
             self.step = max(self.step, p.step)
 
+    def update(self, status: object, step: int | None, total: int | None) -> None:
+        if total:
+            self.total = total
+        if step is not None:
+            self.step = max(self.step, step)
+        if status is not None:
+            self.status = Status.parse(status)
+
     def eta(self) -> float | None:
         done = self.step - self.start_step
         if done <= 0 or not self.total:
@@ -72,7 +81,7 @@ class _Progress:
         return (time.monotonic() - self.started) / done * (self.total - self.step)
 
     def line(self) -> str:
-        parts = [self.status, f"step {self.step}/{self.total or '?'}"]
+        parts = [render(self.status).label, f"step {self.step}/{self.total or '?'}"]
         if TRAIN_LOSS in self.latest:
             parts.append(f"loss {self.latest[TRAIN_LOSS]:.4f}")
         if VAL_LOSS in self.latest:
@@ -80,7 +89,7 @@ class _Progress:
         if TRAIN_TOKENS_PER_SECOND in self.latest:
             parts.append(f"{self.latest[TRAIN_TOKENS_PER_SECOND]:,.0f} tok/s")
         eta = self.eta()
-        if eta is not None and self.status == "training":
+        if eta is not None and self.status is Status.RUNNING:
             parts.append(f"ETA {_duration(eta)}")
         parts.append(f"elapsed {_duration(time.monotonic() - self.started)}")
         return " · ".join(parts)
@@ -98,9 +107,7 @@ class _Frame:
         self.png = png
 
     def _repr_mimebundle_(self, **_: Any) -> dict[str, str]:
-        color = {"completed": "#2e7d32", "interrupted": "#ef6c00", "failed": "#c62828"}.get(
-            self.status, "#1565c0"
-        )
+        color = render(self.status).color
         bar = (
             "<div style='background:#e0e0e0;border-radius:3px;height:10px;width:100%;"
             "max-width:600px'>"
@@ -161,8 +168,27 @@ class LiveView(BaseLogger):
         self.progress.add(points)
         self._draw(force=any(p.name == VAL_LOSS for p in points))
 
+    def update(
+        self,
+        points: Sequence[MetricPoint] = (),
+        status: object = None,
+        *,
+        step: int | None = None,
+        total: int | None = None,
+    ) -> None:
+        """New points, and what else is known of the run (a remote job's view is fed this way).
+
+        Args:
+            points: New metric points.
+            status: The run's status, in any word :meth:`Status.parse` reads.
+            step: The latest step, when known apart from the points.
+            total: The total number of steps, when known.
+        """
+        self.progress.update(status, step, total)
+        self.log(points)
+
     def finish(self, status: str) -> None:
-        self.progress.status = status
+        self.progress.status = Status.parse(status)
         self._draw(force=True)
 
     def annotate(self, note: str) -> None:
@@ -250,6 +276,25 @@ class TextLogger(BaseLogger):
             self._last = now
             print(self.progress.line(), file=self.stream, flush=True)
 
+    def update(
+        self,
+        points: Sequence[MetricPoint] = (),
+        status: object = None,
+        *,
+        step: int | None = None,
+        total: int | None = None,
+    ) -> None:
+        """New points, and what else is known of the run (a remote job's view is fed this way).
+
+        Args:
+            points: New metric points.
+            status: The run's status, in any word :meth:`Status.parse` reads.
+            step: The latest step, when known apart from the points.
+            total: The total number of steps, when known.
+        """
+        self.progress.update(status, step, total)
+        self.log(points)
+
     def finish(self, status: str) -> None:
-        self.progress.status = status
+        self.progress.status = Status.parse(status)
         print(self.progress.line(), file=self.stream, flush=True)

@@ -19,6 +19,7 @@ import torch
 
 from synth_lab.config import load_config, schema
 from synth_lab.errors import MissingDependencyError, TrainingError
+from synth_lab.status import Status
 from synth_lab.train import checkpoint as ckpt
 from synth_lab.train.data import StepPlan, encode_examples, load_records, pack, pack_rows
 from synth_lab.train.distributed import (
@@ -31,6 +32,7 @@ from synth_lab.train.distributed import (
 )
 from synth_lab.train.export import write_final
 from synth_lab.train.metrics import (
+    TRAIN_GRAD_NORM,
     TRAIN_LOSS,
     TRAIN_LR,
     TRAIN_TOKENS,
@@ -247,7 +249,7 @@ def train(
         return path
 
     # -- the loop
-    status, train_loss, trained_tokens = "completed", None, 0
+    status, train_loss, trained_tokens = Status.SUCCEEDED, None, 0
     tokens_seen = int(state.get("tokens_seen", 0))  # real (non-padding) tokens, whole run
     window_tokens, window_start = 0, time.perf_counter()
     try:
@@ -279,7 +281,7 @@ def train(
                 points = [
                     MetricPoint(TRAIN_LOSS, train_loss, step, epoch),
                     MetricPoint(TRAIN_LR, step_lr, step, epoch),
-                    MetricPoint("train.grad_norm", grad_norm, step, epoch),
+                    MetricPoint(TRAIN_GRAD_NORM, grad_norm, step, epoch),
                     MetricPoint(TRAIN_TOKENS, tokens_seen, step, epoch),
                 ]
                 if elapsed >= 0.2 or step == plan.total_steps:
@@ -302,12 +304,12 @@ def train(
                 elif step % save_every == 0 or last:
                     save(step)
                 if stop_votes > 0:
-                    status = "interrupted"
+                    status = Status.INTERRUPTED
                     break
     except KeyboardInterrupt:
-        status = "interrupted"
+        status = Status.INTERRUPTED
         optimizer.zero_grad(set_to_none=True)
-    if status == "interrupted" and step > start_step and saved_step != step:
+    if status is Status.INTERRUPTED and step > start_step and saved_step != step:
         save(step)
 
     # -- the final folder: the best checkpoint if asked, else the last one
@@ -327,7 +329,7 @@ def train(
         best_checkpoint=str(best_dir) if best_dir else None,
         last_checkpoint=str(out / ckpt.checkpoint_name(saved_step)) if saved_step else None,
     )
-    if status == "completed" and env.is_main and saved_step:
+    if status is Status.SUCCEEDED and env.is_main and saved_step:
         use_best = config.validation.save_best_model_at_end and best_dir and best_dir.is_dir()
         source = best_dir if use_best else out / ckpt.checkpoint_name(saved_step)
         summary["final_from"] = source.name
@@ -382,7 +384,7 @@ def _check_supported(config: Any, *, launched: bool | None = None) -> None:
     if _METRIC_ALIASES.get(metric, metric) not in (VAL_LOSS, TRAIN_LOSS):
         raise TrainingError(
             f"metric_for_best_model = {metric!r} is not computed by the local trainer",
-            hint='use "val.loss" (or "train.loss")',
+            hint=f'use "{VAL_LOSS}" (or "{TRAIN_LOSS}")',
         )
     if (par.tensor_parallel_size or 1) > 1 or (par.pipeline_parallel_size or 1) > 1:
         raise TrainingError(

@@ -21,12 +21,15 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-TRAIN_LOSS = "train.loss"
-TRAIN_LR = "train.learning_rate"
-TRAIN_GRAD_NORM = "train.grad_norm"  # before clipping
-TRAIN_TOKENS_PER_SECOND = "train.tokens_per_second"
-TRAIN_TOKENS = "train.tokens"  # cumulative real (non-padding) tokens trained on
-VAL_LOSS = "val.loss"
+from synth_lab.metrics import (  # noqa: F401 - the names are re-exported for the loop and views
+    TRAIN_GRAD_NORM,
+    TRAIN_LOSS,
+    TRAIN_LR,
+    TRAIN_TOKENS,
+    TRAIN_TOKENS_PER_SECOND,
+    VAL_LOSS,
+)
+
 POINT_COLUMNS = ("name", "value", "step", "epoch", "phase", "created_at")
 
 
@@ -104,7 +107,7 @@ class BaseLogger:
         """Record points."""
 
     def finish(self, status: str) -> None:
-        """The run ended with ``status`` (``completed``, ``interrupted``, ``failed``)."""
+        """The run ended with ``status`` (``succeeded``, ``interrupted``, ``failed``)."""
 
     def close(self) -> None:
         """Release resources."""

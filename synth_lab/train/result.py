@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synth_lab.status import Status
 from synth_lab.train.metrics import TRAIN_LOSS, VAL_LOSS, MetricPoint, points_frame
 
 
@@ -16,7 +17,7 @@ class TrainResult:
     """The outcome of :func:`synth_lab.train.run`.
 
     Attributes:
-        status: ``"completed"`` or ``"interrupted"`` (failures raise instead).
+        status: ``succeeded`` or ``interrupted`` (failures raise instead).
         steps: Optimizer steps done (counting those before a resume).
         output_dir: The run folder (checkpoints, ``metrics.jsonl``, ``final/``).
         final_dir: The final model or adapter folder, when the run completed.
@@ -26,7 +27,7 @@ class TrainResult:
         summary: The derived numbers (records, batch, precision, strategy ...).
     """
 
-    status: str
+    status: Status
     steps: int
     output_dir: Path
     final_dir: Path | None = None
@@ -43,7 +44,7 @@ class TrainResult:
             return Path(value) if value else None
 
         return cls(
-            status=summary["status"],
+            status=Status.parse(summary["status"]),  # "completed" in older summaries
             steps=int(summary["steps"]),
             output_dir=Path(summary["output_dir"]),
             final_dir=path("final_dir"),
@@ -105,19 +106,25 @@ class TrainResult:
         return generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data: status, steps, losses and folders (the CLI's ``--json`` output)."""
-        return {
-            "status": self.status,
-            "steps": self.steps,
-            "total_steps": self.summary.get("total_steps"),
-            "train_loss": self.train_loss,
-            "best_val_loss": self.best_val_loss,
-            "output_dir": os.fspath(self.output_dir),
-            "final_dir": os.fspath(self.final_dir) if self.final_dir else None,
-            "best_checkpoint": os.fspath(self.best_checkpoint) if self.best_checkpoint else None,
-            "last_checkpoint": os.fspath(self.last_checkpoint) if self.last_checkpoint else None,
-            "summary": self.summary,
-        }
+        """Plain data in the shape every run shares (:mod:`synth_lab.results`), then the
+        folders and the trainer's summary (the CLI's ``--json`` output)."""
+        from synth_lab.results import result_dict
+
+        return result_dict(
+            status=self.status,
+            steps=self.steps,
+            points=self.points,
+            model=os.fspath(self.final_dir) if self.final_dir else None,
+            total_steps=self.summary.get("total_steps"),
+            train_loss=self.train_loss,
+            best_val_loss=self.best_val_loss,
+            seconds=self.summary.get("seconds"),
+            output_dir=os.fspath(self.output_dir),
+            final_dir=os.fspath(self.final_dir) if self.final_dir else None,
+            best_checkpoint=os.fspath(self.best_checkpoint) if self.best_checkpoint else None,
+            last_checkpoint=os.fspath(self.last_checkpoint) if self.last_checkpoint else None,
+            summary=self.summary,
+        )
 
     def _headline(self) -> str:
         loss = self.train_loss

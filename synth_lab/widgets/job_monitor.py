@@ -11,6 +11,7 @@ from typing import Any
 import ipywidgets as w
 
 from synth_lab.errors import SynthLabError
+from synth_lab.status import render
 from synth_lab.train.metrics import TRAIN_LOSS, VAL_LOSS
 from synth_lab.widgets._base import WidgetView
 
@@ -187,7 +188,8 @@ class JobMonitor(WidgetView):
     def status_text(self) -> str:
         """The status line as plain text."""
         job = self.job
-        parts = [f"job {job.id}" if getattr(job, "id", None) else "run", str(job.status)]
+        label = render(job.status).label
+        parts = [f"job {job.id}" if getattr(job, "id", None) else "run", label]
         step, total, eta = progress_of(job)
         parts.append(f"step {step:,}/{total:,}" if total else f"{step:,} steps")
         if eta is not None and not self.done:
@@ -202,7 +204,10 @@ class JobMonitor(WidgetView):
 
     def redraw(self) -> None:
         """Redraw the status line, the plot and the buttons from what the job holds."""
-        text = f"<b>{html.escape(self.status_text())}</b>"
+        # the status's colour, as the live view's bar and the sweep table show it
+        color = render(self.job.status).color
+        dot = f'<span style="color:{color}">&#9679;</span>'
+        text = f"<b>{dot} {html.escape(self.status_text())}</b>"
         if self.error:
             text += f'<br><span style="color:#a00">{html.escape(self.error)}</span>'
         self.status.value = text
