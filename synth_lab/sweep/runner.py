@@ -35,6 +35,7 @@ def run_sweep(
     remote: bool = False,
     backend: str | None = None,
     logger: Any = None,
+    evaluation: Any = None,
 ) -> SweepResult:
     """Train one run per sweep point, one after the other, and compare them.
 
@@ -55,6 +56,8 @@ def run_sweep(
         remote: Submit each point to the learning API and wait for it, instead of training here.
         backend: The learning API base URL for ``remote`` (default from the environment).
         logger: Extra metric logger(s) for every local run (see :func:`synth_lab.train.run`).
+        evaluation: Score each local run's generations on the validation data (metric
+            ``eval.score``), as ``evaluation`` of :func:`synth_lab.train.run`.
 
     Returns:
         A :class:`SweepResult` (``completed`` or ``interrupted``).
@@ -85,7 +88,7 @@ def run_sweep(
             else:
                 run.output_dir = root / run.name
                 extra = [lg for lg in (logger, _Feed(run, view)) if lg is not None]
-                _run_local(run, dataset, validation_dataset, max_steps, seed, extra)
+                _run_local(run, dataset, validation_dataset, max_steps, seed, extra, evaluation)
         except KeyboardInterrupt:
             run.status = "interrupted"
         except Exception as exc:  # one bad run must not lose the sweep
@@ -108,6 +111,7 @@ def _run_local(
     max_steps: int | None,
     seed: int,
     loggers: list[Any],
+    evaluation: Any = None,
 ) -> None:
     from synth_lab.train import run as train
 
@@ -120,6 +124,7 @@ def _run_local(
         logger=loggers,
         validation_dataset=validation_dataset,
         seed=seed,
+        evaluation=evaluation,
     )
     run.result, run.status = result, result.status
 

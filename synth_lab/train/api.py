@@ -30,6 +30,7 @@ def run(
     validation_split: float = 0.0,
     save_steps: int | None = None,
     keep_checkpoints: int = 2,
+    evaluation: Any = None,
 ) -> TrainResult:
     """Finetune the config's model on chat data, here, and return the result.
 
@@ -53,6 +54,10 @@ def run(
             validation data.
         save_steps: Checkpoint every N steps (default: at every evaluation, else 10 per run).
         keep_checkpoints: Recent checkpoints to keep (the best one is always kept; 0 = all).
+        evaluation: Score the trained model's generations on the validation data at the end
+            (metric ``eval.score``, ``result.eval_score``): a scorer (``"exact"``,
+            ``"contains"``, ``"regex:PATTERN"``, a callable ``(reply, reference) -> float``)
+            or an :class:`~synth_lab.train.evaluate.Evaluation`.
 
     Returns:
         A :class:`TrainResult` with status ``completed`` or ``interrupted``.
@@ -69,6 +74,16 @@ def run(
     train_data = _training_data(config, dataset, examples)
     validation = validation_dataset if validation_dataset is not None else config.validation_path
     world = _world_size(config, nproc)
+    if evaluation is not None:
+        from synth_lab.train.evaluate import Evaluation
+
+        evaluation = Evaluation.coerce(evaluation)
+        if evaluation.data is None and validation is None:
+            raise TrainingError(
+                "evaluation needs validation data",
+                hint="pass validation_dataset=..., set [data].validation_path, or "
+                "Evaluation(scorer, data=...)",
+            )
 
     from synth_lab.train.loop import _check_supported
     from synth_lab.train.model import resolve_model_path
@@ -108,7 +123,37 @@ def run(
         group.close()
     start = summary.get("start_step", 0)
     points = [p for p in prior if p.step <= start] + memory.points
-    return TrainResult.from_summary(summary, points)
+    result = TrainResult.from_summary(summary, points)
+    if evaluation is not None and result.status == "completed":
+        _evaluate(result, evaluation, validation, out)
+    return result
+
+
+def _evaluate(result: TrainResult, evaluation: Any, validation: Any, out: Path) -> None:
+    """The evaluation hook: score generations, record ``eval.score`` with the run's metrics."""
+    from synth_lab.train.data import load_records
+    from synth_lab.train.evaluate import evaluate
+    from synth_lab.train.metrics import EVAL_SCORE, MetricPoint
+
+    data = evaluation.data if evaluation.data is not None else validation
+    records = load_records(data, what="evaluation")
+    model, tokenizer = result.load()
+    report = evaluate(
+        model,
+        tokenizer,
+        records,
+        evaluation.scorer,
+        max_new_tokens=evaluation.max_new_tokens,
+        limit=evaluation.limit,
+    )
+    point = MetricPoint(EVAL_SCORE, report.score, step=result.steps, phase="validation")
+    jsonl = JSONLLogger(out / "metrics.jsonl")
+    try:
+        jsonl.log([point])
+    finally:
+        jsonl.close()
+    result.points.append(point)
+    result.summary["eval"] = {"records": len(report.rows), "rows": report.rows}
 
 
 def _run_here(

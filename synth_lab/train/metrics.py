@@ -26,6 +26,7 @@ TRAIN_LR = "train.learning_rate"
 TRAIN_TOKENS_PER_SECOND = "train.tokens_per_second"
 TRAIN_TOKENS = "train.tokens"  # cumulative real (non-padding) tokens trained on
 VAL_LOSS = "val.loss"
+EVAL_SCORE = "eval.score"  # mean score of generations on a validation set (the evaluation hook)
 POINT_COLUMNS = ("name", "value", "step", "epoch", "phase", "created_at")
 
 
