@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,22 +125,25 @@ def _load(model: Any) -> tuple[Any, Any]:
     if hasattr(model, "load") and hasattr(model, "model_dir"):
         return model.load()
     if isinstance(model, (str, os.PathLike)):
-        from synth_lab.config import SFTConfig
-
-        config = SFTConfig.from_toml(f'[job]\nmodel = "{os.fspath(model)}"\n')
-        return _base_of(config)
+        return load_base(model)
     raise TypeError(
         "a model is a (model, tokenizer) pair, a TrainResult, a model id or a model folder; "
         f"got {type(model).__name__}"
     )
 
 
-def _base_of(config: Any) -> tuple[Any, Any]:
-    """The untrained base model of ``config`` (full precision, no adapter), for inference."""
+def load_base(model: str | os.PathLike[str]) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` of a model id or folder, untrained, ready to generate.
+
+    Resolves like ``[job].model`` (``synth-lab/tiny-chat``, ``synth-lab/smollm2-135m-instruct``,
+    a GGUF file, a folder, a cached Hugging Face id).
+    """
     import torch
 
+    from synth_lab.config import SFTConfig
     from synth_lab.train.model import choose_precision, load_model
 
+    config = SFTConfig.from_toml(f"[job]\nmodel = {json.dumps(os.fspath(model))}\n")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, tokenizer = load_model(
         config, device=device, precision=choose_precision(config.precision, device), trainable=False
