@@ -125,6 +125,10 @@ def _load(model: Any) -> tuple[Any, Any]:
     if hasattr(model, "load") and hasattr(model, "model_dir"):
         return model.load()
     if isinstance(model, (str, os.PathLike)):
+        if os.path.isfile(os.path.join(os.fspath(model), "config.toml")):
+            from synth_lab.train.inference import load_trained
+
+            return load_trained(model)  # a trainer's folder: final/ or a checkpoint, LoRA or not
         return load_base(model)
     raise TypeError(
         "a model is a (model, tokenizer) pair, a TrainResult, a model id or a model folder; "
@@ -165,7 +169,7 @@ def compare_models(
     Args:
         before: The reference model: a ``(model, tokenizer)`` pair, a
             :class:`~synth_lab.train.TrainResult`, a model id (``synth-lab/smollm2-135m-instruct``)
-            or a model folder.
+            or a model folder (a run's ``final/`` or checkpoint folder included).
         after: The other model, given the same ways.
         prompts: User messages, or lists of chat messages.
         max_new_tokens: Reply length limit.
