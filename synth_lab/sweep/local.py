@@ -39,6 +39,7 @@ class LocalArgs:
     max_steps: int | None
     seed: int
     logger: Any
+    evaluation: Any = None  # scores each run's generations (``eval.score``), see train.run
 
 
 def curves(sweep: SweepResult, metric: str) -> dict[str, dict[int, float]]:
@@ -119,6 +120,7 @@ def _train(run: SweepRun, args: LocalArgs, resume: bool, loggers: list[Any]) -> 
         logger=[lg for lg in loggers if lg is not None],
         validation_dataset=args.validation_dataset,
         seed=args.seed,
+        evaluation=args.evaluation,
     )
     run.result, run.status = result, result.status
 
@@ -237,6 +239,7 @@ class _Pool:
             "max_steps": self.args.max_steps,
             "seed": self.args.seed,
             "resume": again,
+            "evaluation": self.args.evaluation,
         }
         atomic_write_text(folder / "worker.json", json.dumps(spec))  # type: ignore[operator]
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(map(str, devices))}

@@ -55,6 +55,7 @@ def run_sweep(
     poll_interval: float | None = None,
     gpus: Sequence[int] | None = None,
     gpus_per_point: int = 1,
+    evaluation: Any = None,
 ) -> SweepResult:
     """Train one run per sweep point and compare them.
 
@@ -91,6 +92,8 @@ def run_sweep(
         poll_interval: Seconds between polls of remote jobs (default ``[job].poll_seconds``).
         gpus: GPU ids local points may use (default: every GPU of this machine).
         gpus_per_point: GPUs each local point trains on when points run side by side.
+        evaluation: Score each local run's generations on the validation data (metric
+            ``eval.score``), as ``evaluation`` of :func:`synth_lab.train.run`.
 
     Returns:
         A :class:`SweepResult` (``succeeded`` or ``interrupted``).
@@ -108,6 +111,15 @@ def run_sweep(
     points = _points(config, axes_or_points, budget, search_seed)
     if not isinstance(max_parallel, int) or max_parallel < 1:
         raise SynthLabError(f"max_parallel must be a positive integer, got {max_parallel!r}")
+    if evaluation is not None and remote:
+        raise SynthLabError(
+            "evaluation scores local runs only", hint="leave evaluation out of a remote sweep"
+        )
+    if evaluation is not None and not isinstance(evaluation, str) and max_parallel > 1:
+        raise SynthLabError(
+            "a callable evaluation cannot be sent to the worker processes of a parallel sweep",
+            hint='name a scorer ("exact", "contains", "regex:PATTERN") or use max_parallel=1',
+        )
     rule = make_rule(early_stop)
     client = None
     if remote:
@@ -132,7 +144,7 @@ def run_sweep(
                 dataset, validation_dataset
             )
         else:
-            local = LocalArgs(dataset, validation_dataset, max_steps, seed, logger)
+            local = LocalArgs(dataset, validation_dataset, max_steps, seed, logger, evaluation)
             gpu_slots = slots(_gpus(gpus), gpus_per_point, max_parallel) if max_parallel > 1 else []
             run_local(sweep, manifest, view, rule, local, gpu_slots)
     except KeyboardInterrupt:

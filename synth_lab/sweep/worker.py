@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
             live=False,
             validation_dataset=spec["validation_dataset"],
             seed=spec["seed"],
+            evaluation=spec.get("evaluation"),
         )
     except Exception as exc:  # reported to the sweep, which records the run as failed
         message = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"

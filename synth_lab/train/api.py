@@ -36,6 +36,7 @@ def run(
     save_steps: int | None = None,
     keep_checkpoints: int = 2,
     resume_command: str | None = None,
+    evaluation: Any = None,
 ) -> TrainResult:
     """Finetune the config's model on chat data, here, and return the result.
 
@@ -61,6 +62,10 @@ def run(
         keep_checkpoints: Recent checkpoints to keep (the best one is always kept; 0 = all).
         resume_command: What the live view tells the user to run to continue an interrupted
             run (default: this call with ``resume=True``).
+        evaluation: Score the trained model's generations on the validation data at the end
+            (metric ``eval.score``, ``result.eval_score``): a scorer (``"exact"``,
+            ``"contains"``, ``"regex:PATTERN"``, a callable ``(reply, reference) -> float``)
+            or an :class:`~synth_lab.train.evaluate.Evaluation`.
 
     Returns:
         A :class:`TrainResult` with status ``succeeded`` or ``interrupted``.
@@ -89,6 +94,16 @@ def run(
             "--nproc_per_node / --ntasks instead",
         )
     world = 1 if as_rank else _world_size(config, nproc)
+    if evaluation is not None:
+        from synth_lab.train.evaluate import Evaluation
+
+        evaluation = Evaluation.coerce(evaluation)
+        if evaluation.data is None and validation is None:
+            raise TrainingError(
+                "evaluation needs validation data",
+                hint="pass validation_dataset=..., set [data].validation_path, or "
+                "Evaluation(scorer, data=...)",
+            )
 
     from synth_lab.train.loop import _check_supported
     from synth_lab.train.model import resolve_model_path
@@ -135,7 +150,37 @@ def run(
         view.annotate(_resume_note(summary, out, resume_command))
     start = summary.get("start_step", 0)
     points = [p for p in prior if p.step <= start] + memory.points
-    return TrainResult.from_summary(summary, points)
+    result = TrainResult.from_summary(summary, points)
+    if evaluation is not None and result.status == "completed":
+        _evaluate(result, evaluation, validation, out)
+    return result
+
+
+def _evaluate(result: TrainResult, evaluation: Any, validation: Any, out: Path) -> None:
+    """The evaluation hook: score generations, record ``eval.score`` with the run's metrics."""
+    from synth_lab.train.data import load_records
+    from synth_lab.train.evaluate import evaluate
+    from synth_lab.train.metrics import EVAL_SCORE, MetricPoint
+
+    data = evaluation.data if evaluation.data is not None else validation
+    records = load_records(data, what="evaluation")
+    model, tokenizer = result.load()
+    report = evaluate(
+        model,
+        tokenizer,
+        records,
+        evaluation.scorer,
+        max_new_tokens=evaluation.max_new_tokens,
+        limit=evaluation.limit,
+    )
+    point = MetricPoint(EVAL_SCORE, report.score, step=result.steps, phase="validation")
+    jsonl = JSONLLogger(out / "metrics.jsonl")
+    try:
+        jsonl.log([point])
+    finally:
+        jsonl.close()
+    result.points.append(point)
+    result.summary["eval"] = {"records": len(report.rows), "rows": report.rows}
 
 
 def _resume_note(summary: dict, out: Path, command: str | None) -> str:

@@ -70,6 +70,11 @@ def model_card(summary: dict[str, Any]) -> str:
         ("best val loss", summary.get("best_metric")),
         ("weights from", summary.get("final_from")),
     ]
+    from synth_lab.models.gguf import weights_note
+
+    note = weights_note(str(summary.get("model") or ""))
+    if note:  # the base weights are dequantized GGUF, not the original release
+        rows.insert(1, ("base weights", note))
     table = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in rows)
     if adapter:
         load = (

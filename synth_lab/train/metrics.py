@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from synth_lab.metrics import (  # noqa: F401 - the names are re-exported for the loop and views
+    EVAL_SCORE,
     TRAIN_GRAD_NORM,
     TRAIN_LOSS,
     TRAIN_LR,

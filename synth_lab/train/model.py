@@ -1,6 +1,7 @@
 """Load the model and tokenizer for a config: full finetune, LoRA or QLoRA; offline first.
 
-``synth-lab/tiny-chat`` is built locally (:func:`synth_lab.models.tiny_chat_path`); a folder is
+``synth-lab/tiny-chat`` is built locally, ``synth-lab/smollm2-135m-instruct`` and GGUF files are
+converted once (:func:`synth_lab.models.local_model_path`); a folder is
 loaded as is; any other id must be in the Hugging Face cache, or downloadable when the hub is
 reachable. Nothing here decides how processes share the model (see ``distributed.py``).
 """
@@ -71,11 +72,12 @@ def resolve_model_path(model_id: str) -> str:
     Raises:
         TrainingError: If the model is not local and cannot be downloaded.
     """
-    from synth_lab.models.tiny import TINY_CHAT_ID, tiny_chat_path
+    from synth_lab.models import local_model_path
 
-    if model_id == TINY_CHAT_ID:
-        with quiet_progress():  # the first use builds and saves it
-            return str(tiny_chat_path())
+    with quiet_progress():  # the first use builds or converts it, and saves it
+        built = local_model_path(model_id)
+    if built is not None:
+        return str(built)
     local = Path(model_id).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():

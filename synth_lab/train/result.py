@@ -6,10 +6,13 @@ import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synth_lab.status import Status
-from synth_lab.train.metrics import TRAIN_LOSS, VAL_LOSS, MetricPoint, points_frame
+from synth_lab.train.metrics import EVAL_SCORE, TRAIN_LOSS, VAL_LOSS, MetricPoint, points_frame
+
+if TYPE_CHECKING:
+    from synth_lab.train.compare import Comparison
 
 
 @dataclass
@@ -75,6 +78,11 @@ class TrainResult:
         return min(values) if values else None
 
     @property
+    def eval_score(self) -> float | None:
+        """The ``eval.score`` of the evaluation hook (mean score of the generations), if run."""
+        return self._last(EVAL_SCORE)
+
+    @property
     def model_dir(self) -> Path | None:
         """The folder :meth:`load` reads: the final folder, else the newest checkpoint."""
         return self.final_dir or self.last_checkpoint
@@ -105,6 +113,16 @@ class TrainResult:
         model, tokenizer = self.load()
         return generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens)
 
+    def compare(self, prompts: list[Any], *, max_new_tokens: int = 64, seed: int = 0) -> Comparison:
+        """The base model's and the trained model's replies to ``prompts``, side by side.
+
+        Greedy and seeded. For LoRA the base is the same model with the adapter switched off.
+        Returns a :class:`~synth_lab.train.compare.Comparison` (``.df``, an HTML table).
+        """
+        from synth_lab.train.compare import compare_result
+
+        return compare_result(self, prompts, max_new_tokens=max_new_tokens, seed=seed)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data in the shape every run shares (:mod:`synth_lab.results`), then the
         folders and the trainer's summary (the CLI's ``--json`` output)."""
@@ -118,6 +136,7 @@ class TrainResult:
             total_steps=self.summary.get("total_steps"),
             train_loss=self.train_loss,
             best_val_loss=self.best_val_loss,
+            eval_score=self.eval_score,
             seconds=self.summary.get("seconds"),
             output_dir=os.fspath(self.output_dir),
             final_dir=os.fspath(self.final_dir) if self.final_dir else None,
@@ -134,6 +153,8 @@ class TrainResult:
             parts.append(f"train.loss {loss:.4f}")
         if val is not None:
             parts.append(f"best val.loss {val:.4f}")
+        if self.eval_score is not None:
+            parts.append(f"eval.score {self.eval_score:.3f}")
         return ", ".join(parts)
 
     def __repr__(self) -> str:

@@ -1,0 +1,100 @@
+"""The evaluation hook on the tiny model: ``eval.score`` in the run's metrics, in sweeps, and the
+errors that stop a run before it trains. (Scorers on a real model: ``test_real_model.py``.)"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_train_support import config_text, records, shared_cache
+
+pytest.importorskip("torch")
+
+from synth_lab.errors import TrainingError
+from synth_lab.train import run
+from synth_lab.train.compare import Comparison
+from synth_lab.train.evaluate import Evaluation, contains, exact_match, regex, resolve_scorer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with shared_cache(tmp_path_factory) as path:
+        yield path
+
+
+def test_named_scorers() -> None:
+    assert exact_match(" Paris. ", "Paris.") == 1.0 and exact_match("Paris", "Rome") == 0.0
+    assert contains("It is PARIS, of course", "paris") == 1.0
+    assert contains("Rome", "Paris") == 0.0
+    assert resolve_scorer("regex:^Arr!")("Arr! yes", "") == 1.0
+    assert resolve_scorer(re.compile(r"\d+"))("no digits", "") == 0.0
+    assert regex("matey")("ahoy matey", "") == 1.0
+    with pytest.raises(TrainingError, match="unknown evaluation scorer"):
+        resolve_scorer("fuzzy")
+    with pytest.raises(TrainingError, match="invalid regular expression"):
+        resolve_scorer("regex:(")
+
+
+def test_the_hook_records_eval_score(tmp_path: Path) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def scorer(reply: str, reference: str) -> float:
+        seen.append((reply, reference))
+        return 0.25
+
+    val = records(3, seed=5)
+    out = tmp_path / "run"
+    evaluation = Evaluation(scorer, max_new_tokens=4)
+    result = run(config_text(), records(8), output_dir=out, max_steps=1, live=False,
+                 validation_dataset=val, evaluation=evaluation)  # fmt: skip
+    assert result.eval_score == 0.25
+    assert result.to_dict()["eval_score"] == 0.25 and "eval.score 0.250" in repr(result)
+    # One generation per record, scored against its last assistant turn.
+    assert [ref for _, ref in seen] == [r["messages"][-1]["content"] for r in val]
+    assert len(result.summary["eval"]["rows"]) == 3
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [p["value"] for p in lines if p["name"] == "eval.score"] == [0.25]
+
+
+def test_bad_evaluation_fails_before_training(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="unknown evaluation scorer"):
+        run(config_text(), records(4), output_dir=tmp_path / "a", max_steps=1, live=False,
+            validation_dataset=records(2), evaluation="nearly")  # fmt: skip
+    with pytest.raises(TrainingError, match="evaluation needs validation data"):
+        run(config_text(), records(4), output_dir=tmp_path / "b", max_steps=1, live=False,
+            evaluation="exact")  # fmt: skip
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_sweep_scores_every_run(tmp_path: Path) -> None:
+    from synth_lab.sweep import run_sweep
+
+    sweep = run_sweep(
+        config_text(),
+        {"hyperparameters.learning_rate": [1e-3, 2e-3]},
+        records(8),
+        max_steps=1,
+        output_dir=tmp_path / "sweep",
+        validation_dataset=records(2, seed=3),
+        evaluation=Evaluation(lambda reply, ref: float(isinstance(reply, str)), max_new_tokens=4),
+        live=False,
+    )
+    assert [r.status for r in sweep.runs] == ["completed", "completed"]
+    assert [r.result.eval_score for r in sweep.runs] == [1.0, 1.0]
+
+
+def test_comparison_marks_changed_words_and_escapes() -> None:
+    comparison = Comparison(["<b>q</b>", "same"], ["Ahoy there", "x"], ["Arr! there", "x"])
+    assert comparison.changed == [True, False]
+    bundle = comparison._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}
+    html = bundle["text/html"]
+    assert "&lt;b&gt;q&lt;/b&gt;" in html and "<b>q</b>" not in html
+    assert "<del>Ahoy</del> there" in html and "<ins>Arr!</ins> there" in html
+    assert "1 of 2 replies changed" in html
+    assert comparison.to_dict()["rows"][1] == {
+        "prompt": "same", "base": "x", "finetuned": "x", "changed": False
+    }  # fmt: skip
