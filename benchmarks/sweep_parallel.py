@@ -87,7 +87,7 @@ def main() -> None:
                     poll_interval=args.poll,
                 )  # fmt: skip
                 times[parallel] = time.perf_counter() - began
-                assert all(r.status == "completed" for r in sweeps[parallel].runs)
+                assert all(r.status == "succeeded" for r in sweeps[parallel].runs)
             poll = poll_cost(sweeps[8])
             began = time.perf_counter()
             with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):

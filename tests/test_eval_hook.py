@@ -82,7 +82,7 @@ def test_a_sweep_scores_every_run(tmp_path: Path) -> None:
         evaluation=Evaluation(lambda reply, ref: float(isinstance(reply, str)), max_new_tokens=4),
         live=False,
     )
-    assert [r.status for r in sweep.runs] == ["completed", "completed"]
+    assert [r.status for r in sweep.runs] == ["succeeded", "succeeded"]
     assert [r.result.eval_score for r in sweep.runs] == [1.0, 1.0]
 
 

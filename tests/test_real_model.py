@@ -157,7 +157,7 @@ def test_lora_through_the_magic_then_compare(converted: Path, shell, tmp_path: P
     outcome = shell.run_cell(cell)
     assert outcome.success, outcome.error_in_exec
     result = shell.user_ns["r"]
-    assert result.status == "completed" and result.steps == 1
+    assert result.status == "succeeded" and result.steps == 1
     assert "dequantized from GGUF Q4_1" in (out / "final" / "README.md").read_text()
 
     comparison = result.compare(["What is 2 plus 2?"], max_new_tokens=6)
@@ -182,7 +182,7 @@ def test_qlora_through_the_cli(converted: Path, tmp_path: Path) -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
-    assert summary["status"] == "completed" and summary["train_loss"] > 0
+    assert summary["status"] == "succeeded" and summary["train_loss"] > 0
     assert summary["summary"]["mode"] == "qlora"
     assert (Path(summary["final_dir"]) / "adapter_model.safetensors").is_file()
 
@@ -207,6 +207,6 @@ def test_full_finetune_through_the_servers_model_map(converted: Path, tmp_path: 
     assert losses and all(v > 0 for v in losses)
     final = Path(job.doc["result"]["final_dir"])
     assert (final / "model.safetensors").is_file()  # a full model, saved normally
-    trained = TrainResult(status="completed", steps=1, output_dir=final.parent, final_dir=final)
+    trained = TrainResult(status="succeeded", steps=1, output_dir=final.parent, final_dir=final)
     reply = trained.generate("What is 3 plus 3?", max_new_tokens=6)
     assert isinstance(reply, str) and reply.strip()

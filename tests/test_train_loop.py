@@ -50,7 +50,7 @@ def test_full_finetune_learns_and_writes_everything(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = run(cfg, data, output_dir=out, max_steps=6, examples=24, live=False)
 
-    assert result.status == "completed" and result.steps == 6
+    assert result.status == "succeeded" and result.steps == 6
     assert result.summary["records"] == 24 and result.summary["precision"] == "fp32"
     train = losses(result)
     assert sorted(train) == [1, 2, 3, 4, 5, 6] and all(math.isfinite(v) for v in train.values())
@@ -80,14 +80,14 @@ def test_full_finetune_learns_and_writes_everything(tmp_path: Path) -> None:
     assert MetricPoint.from_dict(json.loads(lines[0])).name == TRAIN_LOSS
     assert no_partial_folders(out)
 
-    assert json.loads(json.dumps(result.to_dict()))["status"] == "completed"
+    assert json.loads(json.dumps(result.to_dict()))["status"] == "succeeded"
     assert result.to_dict()["best_val_loss"] == pytest.approx(val[6])
     import matplotlib
 
     matplotlib.use("Agg")
     assert len(result.plot().get_lines()) == 2
     assert isinstance(result.generate("the cat sat", max_new_tokens=5), str)
-    assert "completed" in result._repr_mimebundle_()["text/html"]
+    assert "succeeded" in result._repr_mimebundle_()["text/html"]
 
 
 def test_lora_trains_only_the_adapter(tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_qlora_runs_on_cpu(tmp_path: Path) -> None:
     pytest.importorskip("bitsandbytes")
     cfg = config_text(extra="[training]\nuse_qlora = true", hyper='train_kind = "peft"')
     result = run(cfg, records(8), output_dir=tmp_path / "run", max_steps=2, live=False)
-    assert result.summary["mode"] == "qlora" and result.status == "completed"
+    assert result.summary["mode"] == "qlora" and result.status == "succeeded"
     assert all(math.isfinite(v) for v in losses(result).values())
     assert (result.final_dir / "adapter_model.safetensors").is_file()
     assert result.summary["trainable_params"] < result.summary["total_params"]
@@ -146,7 +146,7 @@ def test_interrupt_then_resume_repeats_the_uninterrupted_run(tmp_path: Path, mod
     assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl", "step-000003"]
 
     resumed = run(cfg, data, output_dir=out, resume=True, **kwargs)
-    assert resumed.status == "completed" and resumed.steps == 6
+    assert resumed.status == "succeeded" and resumed.steps == 6
     assert resumed.summary["resumed_from"].endswith("step-000003")
     expected, got = losses(straight), losses(resumed)
     assert sorted(got) == [1, 2, 3, 4, 5, 6]  # earlier points come from metrics.jsonl
@@ -267,7 +267,7 @@ def live_models() -> int:
 def test_nothing_of_a_run_stays_in_memory_after_it_ends_or_fails(tmp_path: Path) -> None:
     before = live_models()
     result = run(config_text(), records(8), output_dir=tmp_path / "ok", max_steps=1, live=False)
-    assert result.status == "completed" and live_models() == before
+    assert result.status == "succeeded" and live_models() == before
 
     def fail(point: MetricPoint) -> None:
         raise RuntimeError("a logger failed")

@@ -105,7 +105,7 @@ def test_synth_lab_train_under_torchrun_is_one_job(cache: Path, tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)  # one JSON object: rank 0's, the other rank printed none
-    assert result["status"] == "completed" and result["steps"] == 3
+    assert result["status"] == "succeeded" and result["steps"] == 3
     assert len(losses_in(out)) == 3  # one writer of metrics.jsonl
 
     reference = run(cfg, data, output_dir=tmp_path / "nproc", max_steps=3, nproc=2, live=False)
@@ -136,7 +136,7 @@ def test_two_simulated_nodes_on_loopback_make_one_completed_run(
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     printed = [json.loads(o) for o in outputs if o.strip()]
-    assert len(printed) == 1 and printed[0]["status"] == "completed"
+    assert len(printed) == 1 and printed[0]["status"] == "succeeded"
     assert (out / "final" / "model.safetensors").is_file() and len(losses_in(out)) == 2
     summary = json.loads((out / "final" / "training_summary.json").read_text())
     assert summary["world_size"] == 2

@@ -151,7 +151,7 @@ def run(
     start = summary.get("start_step", 0)
     points = [p for p in prior if p.step <= start] + memory.points
     result = TrainResult.from_summary(summary, points)
-    if evaluation is not None and result.status == "completed":
+    if evaluation is not None and result.status is Status.SUCCEEDED:
         _evaluate(result, evaluation, validation, out)
     return result
 
