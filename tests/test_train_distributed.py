@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,7 +142,9 @@ def test_accumulation_under_fsdp_keeps_gradients_sharded() -> None:
     # full_shard reduce-scatters every micro-batch: after one that is not the last of its
     # step, each of the 2 ranks holds half the gradients, never the whole set.
     probe = [str(HERE / "fsdp_probe.py"), "full_shard"]
-    command = ["torchrun", "--standalone", "--nproc_per_node=2", *probe]
+    # torchrun's own module: the venv's bin folder need not be on PATH.
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command += probe
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)])}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
