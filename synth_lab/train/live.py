@@ -126,7 +126,32 @@ class _Frame:
         return {"text/plain": text, "text/html": body}
 
 
-class LiveView(BaseLogger):
+class _View(BaseLogger):
+    """The live-view protocol both views share: ``start``, ``update``, ``finish``."""
+
+    progress: _Progress
+
+    def update(
+        self,
+        points: Sequence[MetricPoint] = (),
+        status: object = None,
+        *,
+        step: int | None = None,
+        total: int | None = None,
+    ) -> None:
+        """New points, and what else is known of the run (a remote job's view is fed this way).
+
+        Args:
+            points: New metric points.
+            status: The run's status, in any word :meth:`Status.parse` reads.
+            step: The latest step, when known apart from the points.
+            total: The total number of steps, when known.
+        """
+        self.progress.update(status, step, total)
+        self.log(points)
+
+
+class LiveView(_View):
     """Live status, progress and loss plot in one notebook output, updated in place.
 
     The plot appears with the first loss point (never empty axes); a second panel shows the
@@ -167,25 +192,6 @@ class LiveView(BaseLogger):
     def log(self, points: Sequence[MetricPoint]) -> None:
         self.progress.add(points)
         self._draw(force=any(p.name == VAL_LOSS for p in points))
-
-    def update(
-        self,
-        points: Sequence[MetricPoint] = (),
-        status: object = None,
-        *,
-        step: int | None = None,
-        total: int | None = None,
-    ) -> None:
-        """New points, and what else is known of the run (a remote job's view is fed this way).
-
-        Args:
-            points: New metric points.
-            status: The run's status, in any word :meth:`Status.parse` reads.
-            step: The latest step, when known apart from the points.
-            total: The total number of steps, when known.
-        """
-        self.progress.update(status, step, total)
-        self.log(points)
 
     def finish(self, status: str) -> None:
         self.progress.status = Status.parse(status)
@@ -256,7 +262,7 @@ def show(frame: Any, handle: Any = None, display: Any = None) -> Any:
     return display(frame, display_id=True)
 
 
-class TextLogger(BaseLogger):
+class TextLogger(_View):
     """One progress line every ``every_s`` seconds (and at evaluations), for terminals."""
 
     def __init__(self, stream: TextIO | None = None, *, every_s: float = 2.0) -> None:
@@ -275,25 +281,6 @@ class TextLogger(BaseLogger):
         if now - self._last >= self.every_s or any(p.name == VAL_LOSS for p in points):
             self._last = now
             print(self.progress.line(), file=self.stream, flush=True)
-
-    def update(
-        self,
-        points: Sequence[MetricPoint] = (),
-        status: object = None,
-        *,
-        step: int | None = None,
-        total: int | None = None,
-    ) -> None:
-        """New points, and what else is known of the run (a remote job's view is fed this way).
-
-        Args:
-            points: New metric points.
-            status: The run's status, in any word :meth:`Status.parse` reads.
-            step: The latest step, when known apart from the points.
-            total: The total number of steps, when known.
-        """
-        self.progress.update(status, step, total)
-        self.log(points)
 
     def finish(self, status: str) -> None:
         self.progress.status = Status.parse(status)
