@@ -200,6 +200,10 @@ def test_display_is_html_and_text_and_escapes() -> None:
     assert "Fits" in bundle["text/plain"] and "<script" not in bundle["text/html"]
     evil = estimate(SEED_32B, gpu_type="<b>x</b>", gpu_memory=1 << 40)
     assert "<b>x</b>" not in evil.html() and "&lt;b&gt;x&lt;/b&gt;" in evil.html()
+    # JupyterLab typesets $...$ in HTML output as math: the cost's dollars are entities.
+    costed = estimate(config("Qwen/Qwen3-0.6B", 1), tokens=1_000_000)._repr_mimebundle_()
+    assert "$" in costed["text/plain"] and "$" not in costed["text/html"]
+    assert "&#36;" in costed["text/html"]
 
 
 # -- where it shows ------------------------------------------------------------------------------
