@@ -2,8 +2,9 @@
 
 A checkpoint holds the weights (or the LoRA adapter) and tokenizer, so it loads on its own with
 ``from_pretrained``; plus the optimizer state (``optimizer.pt``; under FSDP an ``optimizer/``
-folder of per-rank shards written with ``torch.distributed.checkpoint``), ``scheduler.pt``,
-one ``rng-rank{r}.pt`` per process, ``trainer_state.json`` (step, data position, best metric)
+folder of per-rank shards written with ``torch.distributed.checkpoint``), ``scheduler.pt``
+(the gradient scaler, and the schedule for readers; a resume rebuilds the schedule from the
+step), one ``rng-rank{r}.pt`` per process, ``trainer_state.json`` (step, data position, best metric)
 and ``config.toml``. Everything is written into a hidden ``.step-000123.partial`` folder and
 renamed into place, so a folder named ``step-*`` is always complete; an interrupted save leaves
 only the hidden folder, which the next save or resume removes.
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 
 from synth_lab._files import atomic_write_text
+from synth_lab.errors import TrainingError
 from synth_lab.train.distributed import DistEnv, Strategy, barrier
 from synth_lab.train.model import quiet_progress
 
@@ -58,6 +60,23 @@ def list_checkpoints(output_dir: str | os.PathLike[str]) -> list[Path]:
 def latest_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
     found = list_checkpoints(output_dir)
     return found[-1] if found else None
+
+
+def resume_point(resume: bool | str, output_dir: str | os.PathLike[str]) -> Path | None:
+    """The checkpoint a run continues from: ``resume`` names one, or ``True`` means the latest
+    in ``output_dir`` (``None`` when nothing was saved yet: start from scratch).
+
+    Raises:
+        TrainingError: ``resume`` names a folder that is not a checkpoint.
+    """
+    if not resume:
+        return None
+    if isinstance(resume, str):
+        path = Path(resume)
+        if not (path / STATE_FILE).is_file():
+            raise TrainingError(f"{path} is not a checkpoint", hint="pass a step-NNNNNN folder")
+        return path
+    return latest_checkpoint(output_dir)
 
 
 def remove_partial(output_dir: str | os.PathLike[str]) -> None:
@@ -140,10 +159,13 @@ def read_state(checkpoint: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads((Path(checkpoint) / STATE_FILE).read_text(encoding="utf-8"))
 
 
-def load_training_state(
-    checkpoint: str | os.PathLike[str], *, strategy: Strategy, scheduler: Any
-) -> None:
-    """Restore optimizer, scheduler and this rank's RNG (weights were loaded with the model)."""
+def load_training_state(checkpoint: str | os.PathLike[str], *, strategy: Strategy) -> None:
+    """Restore the optimizer, the gradient scaler and this rank's RNG (weights were loaded
+    with the model).
+
+    The saved scheduler is not loaded: the schedule is built for the resuming call's config
+    at the checkpoint's step (``schedule.build_scheduler``).
+    """
     path = Path(checkpoint)
     env = strategy.env
     if not strategy.load_sharded(path) and (path / "optimizer.pt").is_file():
@@ -152,7 +174,7 @@ def load_training_state(
         optimizer = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
         strategy.load_optimizer_state(optimizer)
     extra = torch.load(path / "scheduler.pt", weights_only=False)
-    scheduler.load_state_dict(extra.pop("scheduler"))
+    extra.pop("scheduler", None)
     strategy.load_extra_state(extra)
     rng = path / f"rng-rank{env.rank}.pt"
     if rng.is_file():  # absent when resuming with more processes than were saved

@@ -79,5 +79,9 @@ class DeepSpeedStrategy(Strategy):
     def load_sharded(self, folder: Path) -> bool:
         if not (folder / "deepspeed").is_dir():
             return False
-        self.model.load_checkpoint(str(folder / "deepspeed"), tag="state")
+        # The schedule was built for this call at the checkpoint's step (schedule.py); the
+        # saved one would bring back the earlier call's learning rate and length.
+        self.model.load_checkpoint(
+            str(folder / "deepspeed"), tag="state", load_lr_scheduler_states=False
+        )
         return True
