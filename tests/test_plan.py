@@ -347,3 +347,18 @@ def test_fused_projections_count_once_per_lora_pair() -> None:
     assert phi.lora_params(8, "all-linear") == 32 * 8 * (
         3072 + 9216 + 3072 + 3072 + 3072 + 16384 + 8192 + 3072
     )
+
+
+def test_qlora_under_fsdp_keeps_the_4bit_weights_whole_on_every_gpu() -> None:
+    # The trainer leaves 4-bit weights out of FSDP's sharding (their quantization state is
+    # not a tensor FSDP can split); only the other frozen parameters are divided.
+    qlora = {**LORA, "training.mode": "qlora", "training.use_qlora": True}
+    base = SFTConfig.from_toml(config("Qwen/Qwen3-8B", 1, fsdp=True)).replace(qlora)
+    sharded = SFTConfig.from_toml(config("Qwen/Qwen3-8B", 8, fsdp=True)).replace(qlora)
+    one, eight = ({t.name: t for t in estimate(c).terms} for c in (base, sharded))
+    shape = estimate(base).shape
+    lin = shape.layers * sum(a * b for _, a, b in shape.projections())
+    rest = 4 * (shape.params - lin)  # embeddings, norms, head: fp32, sharded
+    assert one["frozen base"].bytes - eight["frozen base"].bytes == rest - rest // 8
+    assert "on every GPU" in eight["frozen base"].how
+    assert eight["LoRA adapters"].bytes == one["LoRA adapters"].bytes // 8

@@ -172,3 +172,39 @@ def test_fsdp_checkpoints_are_sharded_and_resume_bit_equal(tmp_path: Path) -> No
     assert not (resumed.final_dir / "optimizer").exists()
     AutoModelForCausalLM.from_pretrained(resumed.final_dir)
     assert children() == []
+
+
+def test_qlora_under_fsdp_matches_one_process_and_resumes_bit_equal(tmp_path: Path) -> None:
+    # The 4-bit base stays whole on every rank (its quantization state cannot be sharded);
+    # adapters, embeddings and norms are sharded. Before FSDP2 this combination was refused.
+    pytest.importorskip("bitsandbytes")
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    extra = "[training]\nuse_qlora = true\n[training.lora]\ndropout = 0.0"
+    cfg = config_text(extra=extra, hyper='train_kind = "peft"', parallel="fsdp = true")
+    cfg = cfg.replace("per_device_batch = 4", "per_device_batch = 2")  # accumulation too
+    data = records(32, seed=4)
+    kwargs = {"live": False, "max_steps": 4}
+    single = run(cfg, data, output_dir=tmp_path / "one", **kwargs)
+    sharded = {"nproc": 2, "save_steps": 2, "keep_checkpoints": 0, **kwargs}
+    double = run(cfg, data, output_dir=tmp_path / "two", **sharded)
+    assert single.summary["mode"] == double.summary["mode"] == "qlora"
+    assert double.summary["strategy"] == "FSDP (full_shard)"
+    assert curve(double) == pytest.approx(curve(single), rel=1e-4)
+    assert curve(double)[-1] < curve(double)[0]
+
+    step2 = tmp_path / "two" / "step-000002"
+    assert len(list((step2 / "optimizer").glob("*.distcp"))) == 2
+    resumed = run(cfg, data, output_dir=tmp_path / "three", resume=str(step2), **sharded)
+    assert curve(resumed)[-2:] == curve(double)[-2:]  # bit-equal on CPU
+
+    # final/ is a peft adapter, gathered from the shards, equal to one process's.
+    name = "adapter_model.safetensors"
+    one, two = load_file(single.final_dir / name), load_file(resumed.final_dir / name)
+    assert one.keys() == two.keys()
+    assert all(torch.allclose(one[k], two[k], atol=1e-4) for k in one)
+    PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_chat_path()), resumed.final_dir
+    )
+    assert children() == []

@@ -126,11 +126,13 @@ def static_terms(shape: ModelShape, s: Setup) -> list[Term]:
             lin = shape.layers * sum(sizes)
             consts = shape.layers * sum(nf4_constants(size) for size in sizes)
             rest = n - lin
-            base = (lin // 2 + consts + 4 * rest) // dp
+            # The 4-bit weights are never sharded (their quantization state stays whole):
+            # every GPU holds all of them; sharding divides the other parameters only.
+            base = lin // 2 + consts + 4 * rest // dp
             how = (
                 f"{lin:,} linear params × 0.5 B (NF4) + {consts:,} B quantization constants "
                 + f"(per weight: 1 B absmax per {NF4_BLOCK}, 4 B per {NF4_BLOCK2} absmaxes, "
-                f"{NF4_FIXED} B of code tables) "
+                f"{NF4_FIXED} B of code tables{', on every GPU' if dp > 1 else ''}) "
                 + f"+ {rest:,} other params × 4 B (upcast to fp32 for k-bit training)"
                 + split(dp)
             )

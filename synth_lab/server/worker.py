@@ -32,6 +32,7 @@ from synth_lab.server.store import TERMINAL, Store
 from synth_lab.status import Status
 
 if TYPE_CHECKING:
+    from synth_lab.train.metrics import MetricPoint, RunInfo
     from synth_lab.train.result import TrainResult
 
 DB_NAME = "server.db"
@@ -57,16 +58,15 @@ class DBLogger:
         self._val_after = store.last_event_step(job_id, "sft.validation.summary")
         self._evaluating = False
 
-    def start(self, info: Any) -> None:
+    def start(self, info: RunInfo) -> None:
         """The trainer is set up: record the plan (total steps, start step after a resume)."""
-        self.total_steps = int(getattr(info, "total_steps", 0) or 0)
-        start_step = int(getattr(info, "start_step", 0) or 0)
+        self.total_steps, start_step = info.total_steps, info.start_step
         data = {
             "total_steps": self.total_steps,
             "start_step": start_step,
-            "model": self.model or getattr(info, "model", ""),
-            "mode": getattr(info, "mode", ""),
-            "world_size": getattr(info, "world_size", 1),
+            "model": self.model or info.model,
+            "mode": info.mode,
+            "world_size": info.world_size,
             "resumed": start_step > 0,
         }
         message = f"training started ({self.total_steps} steps)"
@@ -75,9 +75,9 @@ class DBLogger:
         self.store.add_event(self.job_id, "sft.training.started", message, data)
         self.store.add_timeline(self.job_id, "training", {"start_step": start_step})
 
-    def log(self, points: Sequence[Any]) -> None:
+    def log(self, points: Sequence[MetricPoint]) -> None:
         """Store points and the events derived from them in one transaction."""
-        rows = [p.to_dict() if hasattr(p, "to_dict") else dict(p) for p in points]
+        rows = [p.to_dict() for p in points]
         events: list[tuple[str, str, str, dict[str, Any]]] = []
         for p in rows:
             step = int(p["step"])

@@ -338,11 +338,6 @@ def make_strategy(config: Any, env: DistEnv, precision: Any, accumulation: int) 
 
         return DeepSpeedStrategy(env, config, precision, accumulation)
     if par.fsdp and env.distributed:
-        if config.train_mode == "qlora":
-            raise TrainingError(
-                "QLoRA with FSDP is not supported by the local trainer",
-                hint="set fsdp = false (QLoRA then runs one copy per process with DDP)",
-            )
         from synth_lab.train.fsdp import FSDPStrategy
 
         return FSDPStrategy(env, config, precision, accumulation)

@@ -4,6 +4,11 @@ sharded across ranks, one parameter at a time.
 Per-parameter sharding (DTensors) lets one unit hold a frozen bf16 base and fp32 LoRA weights,
 which FSDP1's flat parameters refuse ("Must flatten tensors with uniform dtype"). Parameters keep
 their names and shapes, so the optimizer's groups and the checkpoints read as without FSDP.
+
+QLoRA: the 4-bit base weights stay out of sharding (``ignored_params``). They are frozen, a
+quarter of the bf16 size, and carry their quantization state beside the tensor, which a DTensor
+shard would lose; every rank quantizes its own copy on load. Everything else (adapters,
+embeddings, norms, the output layer) is sharded as for LoRA.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ def _mesh(strategy: str, device_type: str) -> Any:
     return init_device_mesh(device_type, (world,), mesh_dim_names=("shard",))
 
 
+def quantized_parameters(model: Any) -> set[Any]:
+    """The 4-bit (bitsandbytes) weights of a QLoRA model: frozen, never sharded."""
+    return {p for p in model.parameters() if type(p).__name__ == "Params4bit"}
+
+
 class FSDPStrategy(Strategy):
     """FSDP2 over the transformer blocks and the root, with a mixed-precision policy."""
 
@@ -61,17 +71,21 @@ class FSDPStrategy(Strategy):
             "mp_policy": policy,
             # shard_grad_op keeps parameters gathered from forward to backward (ZeRO-2).
             "reshard_after_forward": self.sharding != "shard_grad_op",
+            "ignored_params": quantized_parameters(model),
         }
+        qlora = bool(kwargs["ignored_params"])
         # Rank 0 loaded the weights; the others hold an empty (meta) model. Keep rank 0's
         # full tensors until they are sent: sharding replaces the module's parameters.
-        full = model.state_dict() if self.env.is_main else {}
+        # (QLoRA: every rank loaded and quantized the same weights; nothing to send.)
+        full = model.state_dict() if self.env.is_main and not qlora else {}
         if (par.fsdp_auto_wrap_policy or "transformer_block") == "transformer_block":
             blocks = tuple(transformer_block_classes(model))
             for module in list(model.modules()):
                 if blocks and isinstance(module, blocks):
                     fully_shard(module, **kwargs)
         fully_shard(model, **kwargs)
-        self._fill_from_rank0(model, full)
+        if not qlora:
+            self._fill_from_rank0(model, full)
         del full
         if self.scaler is not None:
             from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
