@@ -1,9 +1,8 @@
-"""One process's share of a training run, as a state object: :class:`Recipe`.
+"""One process's share of a training run as a state object, :class:`Recipe`, in the order it
+runs: setup, the loop (step, evaluate, checkpoint), ``final/``, the summary.
 
-``setup`` builds the model, data, step plan, strategy, optimizer and schedule, and restores a
-checkpoint's state; ``run`` trains step by step (``train_step``), with ``evaluate`` and ``save``
-when due, then writes ``final/``; ``summary`` describes the run. :func:`~synth_lab.train.loop.train`
-is the entry that runs it. Rank 0 owns logging and the files that are not per-rank.
+:func:`synth_lab.train.loop.train` is the entry that runs it. Rank 0 owns logging and the files
+that are not per-rank.
 """
 
 from __future__ import annotations
