@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -26,7 +27,14 @@ from synth_lab import __version__
 from synth_lab.client._response import capped_lines, invalid_answer, parse_json, too_large
 from synth_lab.client._retry import backoff_delay, retry_after_seconds, should_retry
 from synth_lab.client._transport import Upload, Wire, connection_error
-from synth_lab.client.config import identity_headers, mask_key, mask_url, redact, url_secrets
+from synth_lab.client.config import (
+    identity_headers,
+    mask_key,
+    mask_url,
+    redact,
+    url_secrets,
+    without_userinfo,
+)
 from synth_lab.client.errors import APIStatusError, error_for_status
 
 log = logging.getLogger("synth_lab.client")
@@ -82,9 +90,19 @@ class BaseClient:
         deadline: float | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._secrets = url_secrets(self._base_url)
-        self.base_url = mask_url(self._base_url)
+        base_url = base_url.rstrip("/")
+        self._secrets = url_secrets(base_url)
+        self.base_url = mask_url(base_url)
+        # httpx would turn user:password@ into Basic auth, replacing the Bearer key the API
+        # reads: the server would answer "missing API key" with no hint why.
+        self._base_url = without_userinfo(base_url)
+        if self._secrets:
+            warnings.warn(
+                f"the credentials in the backend URL {self.base_url} are not sent: the learning "
+                "API authenticates with the API key (Authorization: Bearer); remove "
+                "user:password@ from the URL",
+                stacklevel=2,
+            )
         self.deadline = deadline
         self.max_response_bytes = int(max_response_bytes)
         self.max_retries = max(0, int(max_retries))
