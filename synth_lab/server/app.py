@@ -30,7 +30,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from synth_lab.server.jobspec import RequestError, available_gpus, plan_job
+from synth_lab.job.jobspec import available_gpus, plan_job
+from synth_lab.server.errors import RequestError
 from synth_lab.server.limits import Limits, over_quota
 from synth_lab.server.models import ModelCatalog
 from synth_lab.server.scheduler import Scheduler
