@@ -278,12 +278,14 @@ def _config_dict(
     if used != requested:
         # Keep the effective (global) batch: what fewer devices lose in parallelism they make
         # up in gradient accumulation.
-        accum = int(hp.get("gradient_accumulation_steps") or 1)
-        hp["gradient_accumulation_steps"] = math.ceil(accum * requested / used)
         if "global_batch" in hp and "per_device_batch" in hp:
-            hp["global_batch"] = (
-                int(hp["per_device_batch"]) * hp["gradient_accumulation_steps"] * used
-            )
+            # Both sizes are given and stay; the accumulation follows from them on `used`
+            # devices (rewriting global_batch instead changed it whenever the accumulation
+            # had been derived rather than written).
+            hp.pop("gradient_accumulation_steps", None)
+        else:
+            accum = int(hp.get("gradient_accumulation_steps") or 1)
+            hp["gradient_accumulation_steps"] = math.ceil(accum * requested / used)
         compute = {**compute, "gpu_count": used, "nodes": 1}
     config: dict[str, Any] = {
         "job": {"model": model},
