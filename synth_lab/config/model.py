@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import PrivateAttr
 
+from synth_lab._files import atomic_write_text
 from synth_lab.config import checks, schema
 from synth_lab.config.card import config_html, config_text
 from synth_lab.config.source import dumps_toml, edit_toml, key_positions, locate, parse_toml
@@ -116,8 +117,6 @@ class SFTConfig(schema.ConfigModel):
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the TOML atomically (a temporary file renamed into place)."""
-        from synth_lab._files import atomic_write_text
-
         return atomic_write_text(path, self.to_toml())
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
