@@ -25,6 +25,7 @@ def loaded_after(code: str) -> set[str]:
         "import synth_lab.config",
         "import synth_lab.cli",
         "import synth_lab.magics",
+        "import synth_lab.job.dryrun, synth_lab.job.jobspec",
     ],
 )
 def test_imports_are_light(code: str) -> None:

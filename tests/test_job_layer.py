@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import pkgutil
 import subprocess
 import sys
@@ -62,3 +63,17 @@ def test_the_config_does_not_import_the_job_layer() -> None:
     probe = "import sys, synth_lab.config\nprint(sorted(m for m in sys.modules if 'job' in m))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "name"),
+    [
+        ("synth_lab.dryrun", "synth_lab.job.dryrun", "dry_run"),
+        ("synth_lab.payload", "synth_lab.job.payload", "build_payload"),
+    ],
+)
+def test_the_import_paths_readme_documented_still_work(old: str, new: str, name: str) -> None:
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=new):
+        module = importlib.import_module(old)
+    assert getattr(module, name) is getattr(importlib.import_module(new), name)
