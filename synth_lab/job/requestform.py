@@ -3,7 +3,9 @@
 synth-ai's CLI puts the validation file in ``metadata.effective_config.data.validation_files``;
 its Python SDK sends a top-level ``validation_file``, ``suffix`` and ``integrations``
 (``docs/contract/learning-api.md`` section 2). This module reads both, refuses what neither
-sends, and lists what is accepted but not acted on (each becomes a warning event on the job).
+sends, reads the step budget either form gives (``n_epochs``, or the SDK's ``total_steps`` and
+its spellings), and lists what is accepted but not acted on (each becomes a warning event on the
+job). Refusals are :class:`~synth_lab.server.errors.RequestError` 400s naming the field.
 """
 
 from __future__ import annotations
