@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from conftest import GOLDEN, SEEDS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -176,6 +178,13 @@ def expected(config: SFTConfig) -> dict[str, Any]:
     if "hyperparameters.weight_decay" in dropped_keys(config):
         want["weight_decay"] = None
     return want
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_seed_configs_train_the_same_on_the_server(seed: str) -> None:
+    config = SFTConfig.from_file(GOLDEN / f"{seed}.toml")
+    plan = served(build_payload(config, "file_TRAIN"))
+    assert training(SFTConfig.from_dict(plan.config)) == expected(config)
 
 
 @EXAMPLES
