@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from synth_lab.client import SynthClient
 from synth_lab.client.remote import RemoteJob
-from synth_lab.dryrun import dry_run
+from synth_lab.job.dryrun import dry_run
 from synth_lab.samples import sample_path
 from synth_lab.sweep.grid import SweepPoint
 from synth_lab.sweep.result import SweepResult, SweepRun

@@ -305,8 +305,8 @@ def submit(
         JobFailedError: The job ended ``failed`` (``.job`` holds it).
         PollTimeoutError: ``timeout`` passed (the job keeps running).
     """
-    from synth_lab.dryrun import dry_run
-    from synth_lab.payload import build_payload
+    from synth_lab.job.dryrun import dry_run
+    from synth_lab.job.payload import build_payload
 
     sdk = {"total_steps": total_steps, "suffix": suffix, "integrations": integrations}
     checked = dry_run(

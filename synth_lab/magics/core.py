@@ -1,7 +1,7 @@
 """The magics: thin adapters that parse arguments and call public synth-lab functions.
 
 Everything a magic does can be done from plain Python: ``%%sft_config`` is
-:meth:`SFTConfig.from_toml`, ``%sft_train --dry-run`` is :func:`synth_lab.dryrun.dry_run`,
+:meth:`SFTConfig.from_toml`, ``%sft_train --dry-run`` is :func:`synth_lab.job.dryrun.dry_run`,
 ``%sft_data`` is :meth:`synth_lab.data.dataset.Dataset.load`. Heavy modules are imported
 inside the handlers, so ``%load_ext synth_lab`` stays fast. The options several magics share
 and the did-you-mean parser are in :mod:`synth_lab.magics.args`.
@@ -164,7 +164,7 @@ class SynthLabMagics(Magics):
     def _dry_run(self, opts: TrainArgs) -> Any:
         from IPython.display import display
 
-        from synth_lab.dryrun import dry_run
+        from synth_lab.job.dryrun import dry_run
 
         run = dry_run(
             self._config(opts),

@@ -26,9 +26,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from synth_lab.job.jobspec import available_gpus
+from synth_lab.server.errors import RequestError
 from synth_lab.server.file_routes import FileRoutes
 from synth_lab.server.job_routes import JobRoutes
-from synth_lab.server.jobspec import RequestError, available_gpus
 from synth_lab.server.limits import Limits
 from synth_lab.server.models import ModelCatalog
 from synth_lab.server.scheduler import Scheduler

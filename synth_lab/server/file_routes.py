@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from synth_lab.server.jobspec import RequestError
+from synth_lab.server.errors import RequestError
 from synth_lab.server.limits import over_quota
 from synth_lab.server.uploads import receive_upload
 from synth_lab.server.web import int_param, json_response

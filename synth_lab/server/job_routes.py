@@ -16,7 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from synth_lab.server.jobspec import RequestError, plan_job
+from synth_lab.job.jobspec import plan_job
+from synth_lab.server.errors import RequestError
 from synth_lab.server.limits import over_quota
 from synth_lab.server.store import TERMINAL
 from synth_lab.server.web import int_param, json_response, read_json

@@ -170,8 +170,8 @@ class ConfigEditor(WidgetView):
 
     def dry_run(self, **kwargs: Any) -> Any:
         """Dry-run :attr:`config` for the Train button's target (``[job].data`` is the
-        training file); keyword arguments go to :func:`synth_lab.dryrun.dry_run`."""
-        from synth_lab.dryrun import dry_run
+        training file); keyword arguments go to :func:`synth_lab.job.dryrun.dry_run`."""
+        from synth_lab.job.dryrun import dry_run
 
         return dry_run(self._config, local=self.target.value == "local", **kwargs)
 
