@@ -217,7 +217,7 @@ class RemoteJob:
 
     def plot(self, ax: Any = None) -> Any:
         """Draw train/val loss on ``ax`` (a new figure's when ``None``); returns the axes."""
-        from synth_lab.train.plot import plot_losses
+        from synth_lab.plots import plot_losses
 
         return plot_losses(self.points, ax=ax, title=f"job {self.id} ({self.status})")
 

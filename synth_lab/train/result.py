@@ -89,7 +89,7 @@ class TrainResult:
 
     def plot(self, ax: Any = None) -> Any:
         """Train and validation loss against the step; returns the axes."""
-        from synth_lab.train.plot import plot_losses
+        from synth_lab.plots import plot_losses
 
         return plot_losses(self.points, ax=ax, title=f"{self.summary.get('model', '')}".strip())
 
