@@ -8,13 +8,13 @@ the watch (Ctrl-C, the notebook's stop button) stops watching, never the job.
 
 from __future__ import annotations
 
-import html
 import os
 import sys
 import time
 from contextlib import ExitStack
 from typing import Any
 
+from synth_lab._html import escape
 from synth_lab.client._client import SynthClient
 from synth_lab.client.errors import (
     APIConnectionError,
@@ -244,8 +244,8 @@ class RemoteJob:
 
     def _repr_mimebundle_(self, **_: Any) -> dict[str, str]:
         cells = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            f"<tr><th style='text-align:left'>{escape(k)}</th>"
+            f"<td style='text-align:left'>{escape(v)}</td></tr>"
             for k, v in self._summary()
         )
         return {"text/plain": repr(self), "text/html": f"<table>{cells}</table>"}

@@ -7,12 +7,12 @@ a cut message hides the hint that says what to do.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from synth_lab._html import escape
 from synth_lab.errors import Problem
 
 SEVERITY_COLOURS = {"error": "#b00020", "warning": "#8a6d00"}
@@ -47,12 +47,12 @@ class ProblemFrame(pd.DataFrame):
         if not len(self):
             return "<p>No problems.</p>"
         columns = list(self.columns)
-        head = "".join(f"<th style='text-align:left'>{html.escape(str(c))}</th>" for c in columns)
+        head = "".join(f"<th style='text-align:left'>{escape(str(c))}</th>" for c in columns)
         rows = []
         for record in self.head(_SHOWN).to_dict("records"):
             colour = SEVERITY_COLOURS.get(str(record.get("severity")), "inherit")
             cells = "".join(
-                f"<td style='text-align:left;white-space:pre-wrap'>{html.escape(_text(v))}</td>"
+                f"<td style='text-align:left;white-space:pre-wrap'>{escape(_text(v))}</td>"
                 for v in record.values()
             )
             rows.append(f"<tr style='color:{colour}'>{cells}</tr>")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+from synth_lab._html import escape
 
 if TYPE_CHECKING:
     from synth_lab.config import SFTConfig
@@ -19,12 +20,6 @@ _MODE = {"full_finetune": "full finetune", "lora": "LoRA", "qlora": "QLoRA"}
 def gb(n: float | None) -> str:
     """Bytes as GiB, the unit ``nvidia-smi`` and torch report (an "80 GB" H100 has 79.6)."""
     return "-" if n is None else f"{n / (1 << 30):,.1f} GiB"
-
-
-def escape(text: str) -> str:
-    """HTML-escape ``text``, dollar signs too: JupyterLab typesets ``$...$`` in HTML output
-    as LaTeX, which turned "$0.00 at $3" into math."""
-    return html.escape(text).replace("$", "&#36;")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synth_lab._html import escape
 from synth_lab.metrics import EVAL_SCORE, TRAIN_LOSS, VAL_LOSS
 from synth_lab.plots import run_color, series
 from synth_lab.status import Status, render
@@ -335,11 +335,11 @@ def render_html(runs: Sequence[SweepRun], title: str, metric: str) -> str:
     rows = []
     for run in sorted(runs, key=_sort_key(metric)):
         swatch = f"<span style='color:{run_color(order[id(run)])}'>■</span>"
-        status = html.escape(_status_text(run))
+        status = escape(_status_text(run))
         if run.error:
-            status = f"<span title='{html.escape(run.error, quote=True)}'>{status} ⓘ</span>"
+            status = f"<span title='{escape(run.error)}'>{status} ⓘ</span>"
         cells = [
-            f"{swatch} {html.escape(run.label)}",
+            f"{swatch} {escape(run.label)}",
             f"<span style='color:{render(run.status).color}'>{status}</span>",
             str(run.steps),
             _fmt(run.train_loss),
@@ -353,7 +353,7 @@ def render_html(runs: Sequence[SweepRun], title: str, metric: str) -> str:
     names += ["eval score"] * scored + ["time"]
     head = "".join(f"<th>{h}</th>" for h in names)
     return (
-        f"<div><div style='font-weight:600'>{html.escape(title)} · ranked by "
-        f"{html.escape(metric)}</div><table><thead><tr>{head}</tr></thead>"
+        f"<div><div style='font-weight:600'>{escape(title)} · ranked by "
+        f"{escape(metric)}</div><table><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )

@@ -10,12 +10,12 @@ training time.
 from __future__ import annotations
 
 import base64
-import html
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from synth_lab._html import escape
 from synth_lab.status import Status, render
 from synth_lab.train.metrics import (
     TRAIN_LOSS,
@@ -113,10 +113,10 @@ class _Frame:
         )
         img = f"<img src='data:image/png;base64,{self.png}'/>" if self.png else ""
         style = "font-family:monospace;white-space:pre-wrap;margin-top:4px"
-        note = f"<div style='{style}'>{html.escape(self.note)}</div>" if self.note else ""
+        note = f"<div style='{style}'>{escape(self.note)}</div>" if self.note else ""
         body = (
-            f"<div><div style='font-weight:600'>{html.escape(self.title)}</div>"
-            f"<div style='font-family:monospace'>{html.escape(self.line)}</div>{bar}{note}{img}"
+            f"<div><div style='font-weight:600'>{escape(self.title)}</div>"
+            f"<div style='font-family:monospace'>{escape(self.line)}</div>{bar}{note}{img}"
             "</div>"
         )
         text = f"{self.line}\n{self.note}" if self.note else self.line

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import threading
 from datetime import datetime
 from typing import Any
 
 import ipywidgets as w
 
+from synth_lab._html import escape
 from synth_lab.errors import SynthLabError
 from synth_lab.plots import loss_png
 from synth_lab.status import render
@@ -183,9 +183,9 @@ class JobMonitor(WidgetView):
         # the status's colour, as the live view's bar and the sweep table show it
         color = render(self.job.status).color
         dot = f'<span style="color:{color}">&#9679;</span>'
-        text = f"<b>{dot} {html.escape(self.status_text())}</b>"
+        text = f"<b>{dot} {escape(self.status_text())}</b>"
         if self.error:
-            text += f'<br><span style="color:#a00">{html.escape(self.error)}</span>'
+            text += f'<br><span style="color:#a00">{escape(self.error)}</span>'
         self.status.value = text
         png = loss_png(self.job.points)
         if png is not None:
