@@ -142,7 +142,7 @@ class Dataset:
         """A copy that also reports token counts (and truncation, given ``sequence_length``).
 
         Args:
-            tokenizer: A tokenizer, or a name/path for :func:`~synth_lab.data.chat.load_tokenizer`.
+            tokenizer: A tokenizer, or a name/path for :func:`~synth_lab.models.load_tokenizer`.
             sequence_length: Training sequence length; longer records get a warning.
         """
         return Dataset(
