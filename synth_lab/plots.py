@@ -142,7 +142,10 @@ def plot_losses(points: Any, ax: Any = None, *, title: str | None = None) -> Any
     drawn = False
     for name, (steps, values) in series(points, (TRAIN_LOSS, VAL_LOSS)).items():
         if steps:
-            ax.plot(steps, values, **_LOSS_STYLE[name])
+            style = dict(_LOSS_STYLE[name])
+            if len(steps) == 1:  # a line through one point draws nothing
+                style.setdefault("marker", "o")
+            ax.plot(steps, values, **style)
             drawn = True
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
@@ -232,7 +235,8 @@ def plot_runs(runs: Sequence[Any], ax: Any = None, metrics: Sequence[str] = (TRA
                 values,
                 color=run_color(index),
                 linestyle="--" if val else "-",
-                marker="o" if val and len(steps) < 20 else None,
+                # one point draws no line; a few evaluations read better as dots
+                marker="o" if len(steps) == 1 or (val and len(steps) < 20) else None,
                 linewidth=1.4,
                 label=run.label if not drawn or metric == metrics[0] else None,
             )

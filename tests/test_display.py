@@ -158,3 +158,6 @@ def test_user_text_is_escaped_in_every_display_object(shell: InteractiveShell, n
     assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt;" in page
     assert "$" not in page and "&#36;x&#36;" in page
     assert '"dq"' not in page and "'sq'" not in page
+    # MathJax reads the rendered text, where &#36; is a $ again: the class is what stops it
+    guard = '<div class="mathjax_ignore tex2jax_ignore">'
+    assert guard in page and page.index(guard) < page.index("&#36;x&#36;"), page[:120]

@@ -109,3 +109,8 @@ def test_plot_histogram_draws_the_cut_off() -> None:
     assert [line.get_xdata()[0] for line in ax.get_lines()] == [10]
     assert ax.get_title() == "t" and ax.get_xlabel() == "tokens per record"
     assert sum(p.get_height() for p in ax.patches) == 5
+
+
+def test_a_single_point_is_drawn_as_a_dot() -> None:
+    ax = plot_losses([{"name": TRAIN_LOSS, "value": 2.0, "step": 1}], ax=figure(6, 3).add_subplot())
+    assert [line.get_marker() for line in ax.get_lines()] == ["o"]

@@ -14,7 +14,7 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-from synth_lab._html import escape
+from synth_lab._html import escape, no_math
 from synth_lab.client._client import SynthClient
 from synth_lab.client.errors import (
     APIConnectionError,
@@ -248,7 +248,7 @@ class RemoteJob:
             f"<td style='text-align:left'>{escape(v)}</td></tr>"
             for k, v in self._summary()
         )
-        return {"text/plain": repr(self), "text/html": f"<table>{cells}</table>"}
+        return {"text/plain": repr(self), "text/html": no_math(f"<table>{cells}</table>")}
 
 
 def _client(client: SynthClient | None, backend: str | None, api_key: str | None) -> SynthClient:

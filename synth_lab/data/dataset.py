@@ -22,7 +22,7 @@ import orjson
 
 from synth_lab._deps import require
 from synth_lab._files import atomic_write_bytes
-from synth_lab._html import escape, escape_rendered
+from synth_lab._html import escape, escape_rendered, no_math
 from synth_lab.data._lines import iter_lines, open_dataset, too_long
 from synth_lab.data._linter import UNPARSED
 from synth_lab.data._rows import (
@@ -362,7 +362,7 @@ class Dataset:
         )
         shown = f"<ul>{listed}</ul>" if listed else ""
         headline = f"<p><b>Dataset</b>: {escape(self._headline())}</p>"
-        return f"<div>{headline}{shown}{table}{tail}</div>"
+        return no_math(f"<div>{headline}{shown}{table}{tail}</div>")
 
     def __repr__(self) -> str:
         df = self.df

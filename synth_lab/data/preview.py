@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synth_lab._html import escape
+from synth_lab._html import escape, no_math
 from synth_lab.data.chat import IGNORE_INDEX, EncodedChat
 
 _TRAINED_STYLE = "background:#c8f0c8"
@@ -57,12 +57,12 @@ class ChatPreview:
             f"<tr><td>{escape(t.role)}</td><td>{t.end - t.start}</td><td>{t.n_trained}</td></tr>"
             for t in self.encoded.turns
         )
-        return (
-            f"<div><p>{escape(self._caption())}; "
+        return no_math(
+            f"<p>{escape(self._caption())}; "
             f'<span style="{_TRAINED_STYLE}">trained</span></p>'
             f'<pre style="white-space:pre-wrap">{"".join(body)}</pre>'
             "<table><tr><th>role</th><th>tokens</th><th>trained</th></tr>"
-            f"{rows}</table></div>"
+            f"{rows}</table>"
         )
 
     def __repr__(self) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from synth_lab._html import escape
+from synth_lab._html import escape, no_math
 from synth_lab.errors import Problem
 
 SEVERITY_COLOURS = {"error": "#b00020", "warning": "#8a6d00"}
@@ -58,7 +58,7 @@ class ProblemFrame(pd.DataFrame):
             rows.append(f"<tr style='color:{colour}'>{cells}</tr>")
         more = len(self) - _SHOWN
         tail = f"<p>… {more:,} more (ds.problems.to_string() lists all)</p>" if more > 0 else ""
-        return f"<table><tr>{head}</tr>{''.join(rows)}</table>{tail}"
+        return no_math(f"<table><tr>{head}</tr>{''.join(rows)}</table>{tail}")
 
 
 def _text(value: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from synth_lab._html import escape
+from synth_lab._html import escape, no_math
 
 if TYPE_CHECKING:
     from synth_lab.config import SFTConfig
@@ -165,7 +165,8 @@ class Plan:
         return "\n".join(lines)
 
     def html(self) -> str:
-        """An HTML fragment (used inside the dry-run card and on its own)."""
+        """An HTML fragment (used inside the dry-run card and on its own), kept from MathJax:
+        its cost line has dollar signs."""
         color = "#1b5e20" if self.fits else "#b00020"
         rows = "".join(
             f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in self._summary_rows()
@@ -178,7 +179,7 @@ class Plan:
         sugg = "".join(
             f"<li>{'✔' if x.fits else '✘'} {escape(x.describe())}</li>" for x in self.suggestions
         )
-        return (
+        return no_math(
             f"<div class='sl-plan'><p style='color:{color};font-weight:600'>"
             f"{escape(self.headline())}</p><table>{rows}</table>"
             + (f"<b>Suggestions</b><ul>{sugg}</ul>" if sugg else "")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synth_lab._html import escape
+from synth_lab._html import escape, no_math
 from synth_lab.metrics import EVAL_SCORE, TRAIN_LOSS, VAL_LOSS
 from synth_lab.plots import run_color, series
 from synth_lab.status import Status, render
@@ -291,7 +291,7 @@ class SweepResult:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {
             "text/plain": self.text(),
-            "text/html": render_html(self.runs, f"sweep · {self.status}", self.metric),
+            "text/html": no_math(render_html(self.runs, f"sweep · {self.status}", self.metric)),
         }
 
     def text(self) -> str:

@@ -6,6 +6,7 @@ import base64
 import time
 from typing import Any
 
+from synth_lab._html import no_math
 from synth_lab.metrics import TRAIN_LOSS, VAL_LOSS
 from synth_lab.status import Status
 from synth_lab.sweep.result import SweepResult, render_html
@@ -69,4 +70,4 @@ class _Frame:
         return self.text
 
     def _repr_mimebundle_(self, **_: Any) -> dict[str, str]:
-        return {"text/plain": self.text, "text/html": self.html}
+        return {"text/plain": self.text, "text/html": no_math(self.html)}

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from synth_lab._html import escape
+from synth_lab._html import escape, no_math
 
 Prompt = str | list[dict[str, Any]]
 
@@ -83,7 +83,7 @@ class Comparison:
             "finetuned reply are underlined.</small></div>"
         )
         body = body.replace("<td>", "<td style='text-align:left;vertical-align:top'>")
-        return {"text/plain": repr(self), "text/html": body}
+        return {"text/plain": repr(self), "text/html": no_math(body)}
 
 
 def _prompt_text(prompt: Prompt) -> str:

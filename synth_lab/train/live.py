@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from synth_lab._html import escape
+from synth_lab._html import escape, no_math
 from synth_lab.status import Status, render
 from synth_lab.train.metrics import (
     TRAIN_LOSS,
@@ -120,7 +120,7 @@ class _Frame:
             "</div>"
         )
         text = f"{self.line}\n{self.note}" if self.note else self.line
-        return {"text/plain": text, "text/html": body}
+        return {"text/plain": text, "text/html": no_math(body)}
 
 
 class _View(BaseLogger):

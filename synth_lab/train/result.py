@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synth_lab._html import escape
+from synth_lab._html import escape, no_math
 from synth_lab.status import Status
 from synth_lab.train.metrics import EVAL_SCORE, TRAIN_LOSS, VAL_LOSS, MetricPoint, points_frame
 
@@ -175,4 +175,4 @@ class TrainResult:
         )
         body = f"<div><b>{escape(self._headline())}</b><table>{cells}</table></div>"
         # HTML only (JupyterLab would render application/json as a tree); data: .to_dict().
-        return {"text/plain": repr(self), "text/html": body}
+        return {"text/plain": repr(self), "text/html": no_math(body)}
