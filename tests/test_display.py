@@ -138,6 +138,10 @@ def _plan(config: Any) -> Any:
 
 
 DISPLAYS = {
+    "config": lambda config: config.replace({"job.model": NASTY}),
+    "dry run": lambda config: dry_run(
+        config.replace({"job.model": NASTY}), sample_path("chat_sample"), examples=4
+    ),
     "dataset": lambda config: _dataset(),
     "chat preview": lambda config: _preview(),
     "problems": lambda config: _dataset().problems,

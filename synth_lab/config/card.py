@@ -6,9 +6,9 @@ its rows, table and problem list.
 
 from __future__ import annotations
 
-from html import escape
 from typing import TYPE_CHECKING
 
+from synth_lab._html import escape, no_math
 from synth_lab.config.schema import DEFAULT_LEARNING_RATE, DEFAULT_SEQUENCE_LENGTH
 from synth_lab.models.gguf import weights_note
 
@@ -120,4 +120,4 @@ def config_html(config: SFTConfig) -> str:
     parts = [CARD_CSS, "<div class='sl-card'><b>SFT config</b>", card_table(config_rows(config))]
     if warnings:
         parts += ["<b>Warnings</b>", problems_html(warnings)]
-    return "".join(parts) + "</div>"
+    return no_math("".join(parts) + "</div>")

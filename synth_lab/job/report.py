@@ -6,9 +6,9 @@ The config part of the report is the config card (:mod:`synth_lab.config.card`).
 from __future__ import annotations
 
 import json
-from html import escape
 from typing import TYPE_CHECKING, Any
 
+from synth_lab._html import escape, no_math
 from synth_lab.config.card import (
     CARD_CSS,
     MAX_PROBLEMS_SHOWN,
@@ -102,7 +102,7 @@ def dry_run_html(run: DryRun) -> str:
         f"<li><code>{escape(k)}</code>: {escape(r)}</li>" for k, r in run.not_sent_reasons().items()
     )
     status = "ready to submit" if run.ok else f"{len(run.errors)} error(s)"
-    return "".join(
+    html = "".join(
         [
             CARD_CSS,
             f"<div class='sl-card'><b>Dry run</b> — nothing was sent; {escape(status)}.",
@@ -115,6 +115,7 @@ def dry_run_html(run: DryRun) -> str:
             f"<pre>{payload}</pre></details></div>",
         ]
     )
+    return no_math(html)
 
 
 def _steps_line(s: dict[str, Any]) -> str:
