@@ -56,8 +56,9 @@ def main() -> None:
 
     import pandas as pd
 
-    from synth_lab.data.chat import load_tokenizer, token_lengths
+    from synth_lab.data.chat import token_lengths
     from synth_lab.data.dataset import Dataset
+    from synth_lab.models import load_tokenizer
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from synth_lab.client.remote import attach, submit
     from synth_lab.config import SFTConfig
     from synth_lab.data.dataset import Dataset
-    from synth_lab.dryrun import dry_run
+    from synth_lab.job.dryrun import dry_run
     from synth_lab.sweep import run_sweep
     from synth_lab.train.api import run
 
@@ -28,7 +28,7 @@ _EXPORTS = {
     "SFTConfig": "synth_lab.config",
     "Dataset": "synth_lab.data.dataset",
     "attach": "synth_lab.client.remote",
-    "dry_run": "synth_lab.dryrun",
+    "dry_run": "synth_lab.job.dryrun",
     "run": "synth_lab.train.api",
     "run_sweep": "synth_lab.sweep",
     "submit": "synth_lab.client.remote",

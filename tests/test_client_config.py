@@ -16,7 +16,7 @@ from synth_lab.client import (
     ServerError,
     SynthClient,
 )
-from synth_lab.client._base import backoff_delay, retry_after_seconds
+from synth_lab.client._retry import backoff_delay, retry_after_seconds
 from synth_lab.client.config import (
     PROD_BACKEND_URL,
     identity_headers,

@@ -319,3 +319,15 @@ def test_server_errors_surface_after_bounded_retries(tmp_path: Path) -> None:
         assert info.value.status_code == 503 and info.value.code == "fault_injected"
         api.max_retries = 10
         assert api.jobs.list() == []  # 3 + 7 faults used up, the 11th try passes
+
+
+def test_credentials_in_the_url_do_not_replace_the_api_key(server: ServerProcess) -> None:
+    # httpx turns user:password@ into Basic auth, which would replace the Bearer key: the
+    # server would answer 401 with no hint why. The key is sent; the user is told, masked.
+    password = "hunter2-not-shown"
+    url = server.url.replace("http://", f"http://alice:{password}@")
+    with pytest.warns(UserWarning, match="not sent") as warned:
+        api = SynthClient(api_key=server.api_key, base_url=url, dotenv=None)
+    with api:
+        assert api.get_json("/learning/jobs", params={"limit": 1}) is not None
+    assert password not in str(warned[0].message) and "alic…" in str(warned[0].message)

@@ -19,7 +19,7 @@ from synth_lab.data.validate import (
     lint_file,
     lint_records,
 )
-from synth_lab.errors import DatasetError, Problem
+from synth_lab.errors import DatasetError, Problem, format_problems
 
 USER = {"role": "user", "content": "What is 2 + 2?"}
 ASSISTANT = {"role": "assistant", "content": "4"}
@@ -319,7 +319,7 @@ def test_invalid_json_message_and_column(tmp_path: Path) -> None:
     assert problem.message == "invalid JSON (Expecting value)"
     with pytest.raises(DatasetError) as caught:
         report.raise_for_errors()
-    assert "Line 4: invalid JSON (Expecting value)" in str(caught.value)
+    assert "\n  4:15: invalid JSON (Expecting value)" in str(caught.value)
 
 
 def test_a_byte_order_mark_is_rejected_with_a_hint(tmp_path: Path) -> None:
@@ -422,9 +422,11 @@ def test_more_than_twenty_problems_are_all_reported(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as caught:
         report.raise_for_errors()
     text = str(caught.value)
-    assert "Line 21:" in text
-    assert "Line 22:" not in text
-    assert "and 10 more error(s)" in text
+    # the problems shown the one way the CLI and the magics show them
+    assert format_problems(report.errors, limit=20, total=30) in text
+    assert "\n  21 messages: " in text
+    assert "\n  22 " not in text
+    assert caught.value.message.endswith("\n  ... and 10 more")
     assert caught.value.problems == report.problems
     assert caught.value.hint
 

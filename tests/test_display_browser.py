@@ -2,8 +2,9 @@
 
 JupyterLab picks the richest MIME type it knows; ``application/json`` outranks ``text/html`` and
 is drawn as a collapsed tree (``▶ root``). This runs a notebook with a config card, a dry run, a
-dataset, a short local training run, a two-point sweep and a remote job handle in JupyterLab
-driven by Chromium, and checks that every result is rendered as HTML.
+dataset, a short local training run, a two-point sweep, a remote job handle and user text with
+dollar signs in JupyterLab driven by Chromium, and checks that every result is rendered as HTML
+(nothing typeset as LaTeX). The plots are saved as screenshots (to ``$SYNTH_LAB_SCREENSHOTS``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ CELLS = {
         'run_sweep(tiny, {"hyperparameters.learning_rate": [1e-3, 3e-3]}, train_path,\n'
         '          output_dir="runs/sweep", max_steps=1, live=False)'
     ),
+    "sweep plot": '_.plot(metric="train.loss");',
+    "lengths": (
+        "from synth_lab.data import Dataset\n"
+        "Dataset.load(train_path).plot_lengths(\n"
+        '    tokenizer="synth-lab/tiny-chat", sequence_length=128);'
+    ),
+    "dollars": (
+        "from synth_lab.train.compare import Comparison\n"
+        'Comparison(["costs $1 or $2 <b>now</b>"], ["no"], ["yes"])'
+    ),
     "remote job": (
         "from synth_lab.client import SynthClient\n"
         "from synth_lab.client.remote import RemoteJob\n"
@@ -71,6 +82,13 @@ EXPECTED = {
     "train result": "succeeded",
     "sweep": "learning_rate=0.003",
     "remote job": "job_1",
+    "dollars": "costs $1 or $2 <b>now</b>",  # as typed: no LaTeX, no bold
+}
+# Cells whose output holds a plot, and the screenshot each is saved to (to look at the plots).
+PLOTS = {
+    "train result": "live_view.png",
+    "sweep plot": "sweep_plot.png",
+    "lengths": "lengths.png",
 }
 
 
@@ -92,6 +110,10 @@ def test_display_objects_render_as_html_in_jupyterlab(lab: Lab, tmp_path: Path) 
             for i, name in enumerate(CELLS, start=1):
                 cell = f".jp-Notebook .jp-Cell:nth-child({i})"
                 run_cell(page, cell)
+                if name in PLOTS:
+                    output = page.locator(f"{cell} .jp-OutputArea")
+                    output.locator("img").first.wait_for(timeout=120_000)
+                    output.screenshot(path=str(shots / PLOTS[name]))
                 if name not in EXPECTED:
                     continue
                 result = page.locator(f"{cell} .jp-OutputArea-executeResult")
@@ -99,6 +121,8 @@ def test_display_objects_render_as_html_in_jupyterlab(lab: Lab, tmp_path: Path) 
                 html = result.locator(".jp-RenderedHTMLCommon")
                 html.get_by_text(EXPECTED[name]).first.wait_for(timeout=WAIT_MS)
                 assert result.locator(".jp-RenderedJSON").count() == 0, name
+                # JupyterLab typesets $...$ in HTML as LaTeX (the dry run's cost line has two)
+                assert result.locator("mjx-container, .MathJax").count() == 0, name
                 if name == "dry run":
                     assert html.locator("table").count() >= 1
                     result.scroll_into_view_if_needed()

@@ -10,7 +10,7 @@ from conftest import chat, write_jsonl
 
 from synth_lab import readiness
 from synth_lab.config import SFTConfig
-from synth_lab.dryrun import dry_run
+from synth_lab.job.dryrun import dry_run
 
 TINY = '[job]\nmodel = "synth-lab/tiny-chat"\n'
 

@@ -25,6 +25,7 @@ def loaded_after(code: str) -> set[str]:
         "import synth_lab.config",
         "import synth_lab.cli",
         "import synth_lab.magics",
+        "import synth_lab.job.dryrun, synth_lab.job.jobspec",
     ],
 )
 def test_imports_are_light(code: str) -> None:
@@ -36,7 +37,7 @@ def test_a_whole_dry_run_is_light(tmp_path) -> None:
     user, assistant = {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}
     data.write_text(json.dumps({"messages": [user, assistant]}) + "\n")
     code = (
-        "from synth_lab.dryrun import dry_run\n"
+        "from synth_lab.job.dryrun import dry_run\n"
         f"run = dry_run({str(GOLDEN / 'seed_minimal_fft_qwen3_4b.toml')!r}, {str(data)!r})\n"
         "assert run.ok\n"
         "run.format_text(); run.to_dict()\n"

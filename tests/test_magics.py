@@ -13,7 +13,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from synth_lab.config import ConfigError, SFTConfig
-from synth_lab.dryrun import DryRun, dry_run
+from synth_lab.job.dryrun import DryRun, dry_run
 
 SEED_TOML = (GOLDEN / "seed_minimal_fft_qwen3_4b.toml").read_text()
 

@@ -92,7 +92,7 @@ def test_the_dry_run_works_without_pandas_until_a_dataframe_is_asked_for(
 
 
 def test_plots_without_matplotlib(block_imports) -> None:
-    from synth_lab.train.plot import plot_losses
+    from synth_lab.plots import plot_losses
 
     block_imports("matplotlib")
     with pytest.raises(MissingDependencyError) as info:

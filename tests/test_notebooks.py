@@ -46,7 +46,7 @@ def test_quickstart(tmp_path: Path) -> None:
     dry = by_source["dry = %sft_train --dry-run --config seed --dataset $train_path --examples 100"]
     assert "Dry run: nothing was sent." in dry and '"training_file_id": "file_TRAIN"' in dry
     assert "100 records" in dry
-    preview = by_source["from synth_lab.data.chat import load_tokenizer"]
+    preview = by_source["from synth_lab.data import load_tokenizer"]
     assert "trained" in preview
     broken = by_source["%%sft_config broken"]
     assert "ConfigError" in broken and "did you mean 'learning_rate'" in broken

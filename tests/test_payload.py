@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synth_lab.config import SFTConfig
-from synth_lab.payload import build_payload, dropped_keys
+from synth_lab.job.payload import build_payload, dropped_keys
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -264,8 +264,8 @@ def test_cli_plan_exit_codes(tmp_path: Path) -> None:
 
 
 def test_dry_run_shows_the_plan_loudly_when_it_does_not_fit(train_jsonl: Path) -> None:
-    from synth_lab.dryrun import dry_run
-    from synth_lab.report import dry_run_html
+    from synth_lab.job.dryrun import dry_run
+    from synth_lab.job.report import dry_run_html
 
     run = dry_run(SEED_32B, train_jsonl)
     assert isinstance(run.plan, Plan) and not run.plan.fits
@@ -301,7 +301,7 @@ def test_config_editor_panel_follows_edits() -> None:
 
 
 def test_dry_run_times_only_the_examples_it_uses(tmp_path: Path) -> None:
-    from synth_lab.dryrun import dry_run
+    from synth_lab.job.dryrun import dry_run
 
     data = write_jsonl(tmp_path / "t.jsonl", [chat("x" * 400, "y" * 400)] * 40)
     whole, first = dry_run(SEED_32B, data), dry_run(SEED_32B, data, examples=10)

@@ -16,7 +16,7 @@ def test_every_public_name_resolves_to_its_home() -> None:
     from synth_lab.client.remote import attach, submit
     from synth_lab.config import SFTConfig
     from synth_lab.data.dataset import Dataset
-    from synth_lab.dryrun import dry_run
+    from synth_lab.job.dryrun import dry_run
     from synth_lab.sweep import run_sweep
     from synth_lab.train.api import run
 

@@ -118,7 +118,7 @@ def test_missing_package_names_the_exact_install_command(monkeypatch) -> None:
 
 
 def test_dry_run_says_the_weights_were_dequantized(converted: Path, tmp_path: Path) -> None:
-    from synth_lab.dryrun import dry_run
+    from synth_lab.job.dryrun import dry_run
 
     data = write_jsonl(tmp_path / "train.jsonl", PIRATE)
     text = dry_run(smollm_config("lora"), data).format_text()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from synth_lab.server.jobspec import available_gpus
+from synth_lab.job.jobspec import available_gpus
 from synth_lab.server.scheduler import gpu_environment
 
 

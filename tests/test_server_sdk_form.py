@@ -19,10 +19,10 @@ from server_doubles import FAKE, FakeServer
 
 from synth_lab.config import SFTConfig
 from synth_lab.errors import ConfigError
-from synth_lab.payload import build_payload, request_form_payload, sdk_payload
-from synth_lab.server.jobspec import RequestError, step_budget
+from synth_lab.job.payload import build_payload, request_form_payload, sdk_payload
+from synth_lab.job.requestform import step_budget, validation_file_id
+from synth_lab.server.errors import RequestError
 from synth_lab.server.process import ServerProcess
-from synth_lab.server.requestform import validation_file_id
 
 SDK_PAYLOAD = json.loads((GOLDEN / "sdk_create_job.payload.json").read_text())
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -238,7 +238,7 @@ def test_sdk_options_need_the_sdk_form() -> None:
 
 
 def test_dry_run_says_which_setting_governs_the_steps(tmp_path: Path) -> None:
-    from synth_lab.dryrun import dry_run
+    from synth_lab.job.dryrun import dry_run
 
     train = write_jsonl(tmp_path / "train.jsonl", [chat(f"q{i}", f"a{i}") for i in range(8)])
     write_jsonl(tmp_path / "val.jsonl", [chat("q", "a")])

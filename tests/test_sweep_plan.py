@@ -10,6 +10,7 @@ from test_train_support import config_text
 
 from synth_lab.config import SFTConfig
 from synth_lab.errors import SynthLabError
+from synth_lab.plots import run_color
 from synth_lab.sweep import (
     MedianStopping,
     SuccessiveHalving,
@@ -23,7 +24,7 @@ from synth_lab.sweep import (
     sample,
     uniform,
 )
-from synth_lab.sweep.result import color, render_html
+from synth_lab.sweep.result import render_html
 from synth_lab.sweep.space import parse_distribution
 from synth_lab.sweep.stopping import make_rule
 
@@ -166,7 +167,7 @@ def test_legend_swatches_are_colors_browsers_know() -> None:
     from matplotlib.colors import to_hex
 
     tab10 = ["blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive", "cyan"]
-    assert [color(i) for i in range(10)] == [to_hex(f"tab:{name}") for name in tab10]
+    assert [run_color(i) for i in range(10)] == [to_hex(f"tab:{name}") for name in tab10]
     runs = [_run(i, 1e-3 * (i + 1), [1.0 - i / 10]) for i in range(4)]
     page = render_html(runs, "sweep", "val.loss")
     assert "tab:" not in page and "style='color:#d62728'" in page

@@ -185,7 +185,8 @@ def test_load_records_rejects_bad_data(tmp_path) -> None:
     bad.write_text('{"messages": "not a list"}\n{"messages": [{"role": "user", "content": "x"}]}\n')
     with pytest.raises(DatasetError, match="invalid record") as info:
         load_records(bad)
-    assert "line 1" in str(info.value) and "data lint" in info.value.hint
+    assert "\n  1 messages: messages must be a list" in str(info.value)
+    assert "data lint" in info.value.hint
     with pytest.raises(DatasetError):
         load_records(42)
 

@@ -39,11 +39,12 @@ def points(n: int = 5) -> list[MetricPoint]:
 
 def test_metrics_and_plot_modules_do_not_import_torch() -> None:
     code = (
-        "import sys, synth_lab.train, synth_lab.train.metrics, synth_lab.train.plot\n"
+        "import sys, synth_lab.train, synth_lab.train.metrics, synth_lab.plots\n"
+        "print('matplotlib' in sys.modules)\n"
         "print('torch' in sys.modules, 'pandas' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "False"]
 
 
 def test_point_round_trip_and_remote_shape() -> None:
@@ -105,7 +106,7 @@ def test_plot_losses_draws_local_and_remote_points_alike() -> None:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from synth_lab.train.plot import plot_losses
+    from synth_lab.plots import plot_losses
 
     local = points(6)
     remote = [p.to_dict() for p in local]  # what the remote API returns
@@ -200,8 +201,8 @@ def test_live_view_shows_no_axes_before_the_first_points() -> None:
 def test_live_view_has_a_learning_rate_and_grad_norm_panel() -> None:
     from matplotlib.figure import Figure
 
+    from synth_lab.plots import plot_schedule
     from synth_lab.train.live import LiveView
-    from synth_lab.train.plot import plot_schedule
 
     schedule = [MetricPoint(TRAIN_LR, 1e-3 * s, s) for s in range(1, 4)]
     schedule += [MetricPoint("train.grad_norm", 0.5 + s, s) for s in range(1, 4)]

@@ -419,3 +419,32 @@ def test_monitor_status_has_step_total_and_eta() -> None:
     monitor = JobMonitor(Running())
     assert "step 3/10 · ETA 0:35" in monitor.status.value
     assert not monitor.following  # nothing to refresh from
+
+
+NASTY = "cost $x$ <b>bold</b> \"dq\" 'sq'"
+
+
+def assert_escaped(page: str) -> None:
+    assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt;" in page
+    assert "$" not in page and "&#36;x&#36;" in page
+    assert '"dq"' not in page and "'sq'" not in page
+
+
+def test_widgets_escape_user_text_dollar_signs_too() -> None:
+    from synth_lab.data.dataset import Dataset
+
+    messages = [{"role": NASTY, "content": NASTY}, {"role": "assistant", "content": "ok"}]
+    explorer = DatasetExplorer(Dataset.from_records([{"messages": messages}]))
+    for view in (explorer.table, explorer.problems_view, explorer.preview):
+        assert_escaped(view.value)
+
+    class Failed:
+        id = NASTY
+        status = "failed"
+        done = True
+        points: ClassVar = []
+
+    monitor = JobMonitor(Failed())
+    monitor.error = NASTY
+    monitor.redraw()
+    assert_escaped(monitor.status.value)

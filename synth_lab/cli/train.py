@@ -12,7 +12,7 @@ from synth_lab.status import Status
 
 def run_train(args: argparse.Namespace) -> int:
     from synth_lab.cli import EXIT_INVALID, EXIT_OK
-    from synth_lab.report import format_problem
+    from synth_lab.job.report import format_problem
 
     config = args.config or args.config_pos
     if args.config and args.config_pos and args.config != args.config_pos:
@@ -38,7 +38,7 @@ def run_train(args: argparse.Namespace) -> int:
 
         return run_remote(args)
 
-    from synth_lab.dryrun import dry_run
+    from synth_lab.job.dryrun import dry_run
 
     run = dry_run(config, args.dataset, examples=args.examples, local=args.local)
     if not run.ok:

@@ -13,58 +13,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from synth_lab._lazy import lazy_attributes
+from synth_lab.client import errors
 from synth_lab.client._client import SynthClient
-from synth_lab.client.errors import (
-    APIConnectionError,
-    APIError,
-    APIKeyMissingError,
-    APIResponseValidationError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    ConflictError,
-    DeadlineExceededError,
-    FileRejectedError,
-    JobFailedError,
-    NotFoundError,
-    PayloadTooLargeError,
-    PollTimeoutError,
-    RateLimitError,
-    ResponseTooLargeError,
-    ServerError,
-)
+from synth_lab.client.errors import *  # noqa: F403  (the error classes: errors.__all__)
 
 if TYPE_CHECKING:
     from synth_lab.client.remote import RemoteJob, attach, submit
 
 _LAZY = {"RemoteJob", "attach", "submit"}
 
-# The client, remote runs and their errors; key and URL helpers are in synth_lab.client.config.
-__all__ = [
-    "APIConnectionError",
-    "APIError",
-    "APIKeyMissingError",
-    "APIResponseValidationError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AuthenticationError",
-    "BadRequestError",
-    "ConflictError",
-    "DeadlineExceededError",
-    "FileRejectedError",
-    "JobFailedError",
-    "NotFoundError",
-    "PayloadTooLargeError",
-    "PollTimeoutError",
-    "RateLimitError",
-    "RemoteJob",
-    "ResponseTooLargeError",
-    "ServerError",
-    "SynthClient",
-    "attach",
-    "submit",
-]
+# The client, remote runs and their errors (listed once, in errors.__all__); key and URL helpers
+# are in synth_lab.client.config.
+__all__ = ["RemoteJob", "SynthClient", "attach", "submit"]
+__all__ += errors.__all__
 
 
 __getattr__ = lazy_attributes(__name__, dict.fromkeys(_LAZY, "synth_lab.client.remote"))

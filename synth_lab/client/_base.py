@@ -1,8 +1,8 @@
-"""Transport of the learning API client: auth headers, JSON, retries, error mapping.
+"""The learning API client's core: auth headers, the retry loop, error mapping, request forms.
 
-Retried: connection errors, timeouts, and 408/409/429/5xx answers, at most ``max_retries``
-times, waiting what ``Retry-After`` (or ``retry-after-ms``) says when it is sane, otherwise an
-exponential backoff with jitter. A server may opt out with ``x-should-retry: false``.
+A request is sent by :class:`~synth_lab.client._transport.Wire` (one attempt) and retried by
+:meth:`BaseClient.request` as :mod:`synth_lab.client._retry` says: connection errors, timeouts,
+and 408/409/429/5xx answers, at most ``max_retries`` times.
 
 Not retried, and typed: an answer that breaks the API's promises (a redirect, a success that is
 empty or not JSON: :class:`APIResponseValidationError`), one larger than ``max_response_bytes``
@@ -13,89 +13,39 @@ message, log line and ``repr``.
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import os
-import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
 from synth_lab import __version__
-from synth_lab.client._response import (
-    GuardedStream,
-    capped_lines,
-    deadline_exceeded,
-    invalid_answer,
-    parse_json,
-    too_large,
+from synth_lab.client._response import capped_lines, invalid_answer, parse_json, too_large
+from synth_lab.client._retry import backoff_delay, retry_after_seconds, should_retry
+from synth_lab.client._transport import Upload, Wire, connection_error
+from synth_lab.client.config import (
+    identity_headers,
+    mask_key,
+    mask_url,
+    redact,
+    url_secrets,
+    without_userinfo,
 )
-from synth_lab.client.config import identity_headers, mask_key, mask_url, redact, url_secrets
-from synth_lab.client.errors import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    error_for_status,
-)
+from synth_lab.client.errors import APIStatusError, error_for_status
 
 log = logging.getLogger("synth_lab.client")
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 UPLOAD_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 DEFAULT_MAX_RETRIES = 3
-INITIAL_RETRY_DELAY = 0.5
-MAX_RETRY_DELAY = 8.0
-MAX_RETRY_AFTER = 60.0
-RETRY_STATUSES = frozenset({408, 409, 429})
 DEFAULT_MAX_RESPONSE_BYTES = 64 << 20
 """The largest answer read (a full page of metrics is well under 1 MiB)."""
 
 Params = Mapping[str, Any]
-
-
-def retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return float(raw_ms) / 1000.0
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        parsed = email.utils.parsedate_tz(raw)
-        if parsed is None:
-            return None
-        return email.utils.mktime_tz(parsed) - time.time()
-
-
-def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
-    """How long to wait before retry number ``attempt`` (0-based).
-
-    A ``Retry-After`` between 0 and :data:`MAX_RETRY_AFTER` seconds is honoured as given;
-    otherwise the delay doubles from :data:`INITIAL_RETRY_DELAY` up to :data:`MAX_RETRY_DELAY`,
-    minus up to 25% jitter so that many clients do not retry in lockstep.
-    """
-    if retry_after is not None and 0 <= retry_after <= MAX_RETRY_AFTER:
-        return retry_after
-    delay = min(INITIAL_RETRY_DELAY * 2.0**attempt, MAX_RETRY_DELAY)
-    return delay * (1.0 - 0.25 * random.random())
-
-
-def _should_retry(response: httpx.Response) -> bool:
-    hint = response.headers.get("x-should-retry", "").lower()
-    if hint in ("true", "false"):
-        return hint == "true"
-    return response.status_code in RETRY_STATUSES or response.status_code >= 500
 
 
 def decode(response: httpx.Response) -> Any:
@@ -140,9 +90,19 @@ class BaseClient:
         deadline: float | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._secrets = url_secrets(self._base_url)
-        self.base_url = mask_url(self._base_url)
+        base_url = base_url.rstrip("/")
+        self._secrets = url_secrets(base_url)
+        self.base_url = mask_url(base_url)
+        # httpx would turn user:password@ into Basic auth, replacing the Bearer key the API
+        # reads: the server would answer "missing API key" with no hint why.
+        self._base_url = without_userinfo(base_url)
+        if self._secrets:
+            warnings.warn(
+                f"the credentials in the backend URL {self.base_url} are not sent: the learning "
+                "API authenticates with the API key (Authorization: Bearer); remove "
+                "user:password@ from the URL",
+                stacklevel=2,
+            )
         self.deadline = deadline
         self.max_response_bytes = int(max_response_bytes)
         self.max_retries = max(0, int(max_retries))
@@ -187,6 +147,10 @@ class BaseClient:
         """``text`` with the key and the base URL's credentials masked."""
         return redact(text, self._api_key, self._secrets)
 
+    def _wire(self) -> Wire:
+        # Built per request, so that a changed deadline or size cap takes effect at once.
+        return Wire(self._http, self.deadline, self.max_response_bytes, self.redact)
+
     # -- requests -------------------------------------------------------------------------------
 
     def request(
@@ -197,7 +161,7 @@ class BaseClient:
         json: Any = None,
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
-        upload: tuple[str | os.PathLike[str], Mapping[str, str]] | None = None,
+        upload: Upload | None = None,
         timeout: httpx.Timeout | None = None,
         max_retries: int | None = None,
     ) -> httpx.Response:
@@ -236,11 +200,11 @@ class BaseClient:
         attempt = 0
         while True:
             try:
-                response = self._send_once(
+                response = self._wire().send(
                     method, url, all_headers, query, content, upload, timeout or self.timeout
                 )
             except httpx.TransportError as exc:
-                error = self._transport_error(exc, method, url)
+                error = connection_error(exc, method, url, self.redact)
                 if attempt >= retries:
                     raise error from None
                 delay = backoff_delay(attempt)
@@ -252,91 +216,13 @@ class BaseClient:
                     target = self.redact(response.headers.get("location", "?"))
                     what = f"a redirect to {target} (redirects are not followed)"
                     raise invalid_answer(response, what, self.redact, content=response.content)
-                if attempt >= retries or not _should_retry(response):
+                if attempt >= retries or not should_retry(response):
                     raise self._status_error(response, method, url)
                 delay = backoff_delay(attempt, retry_after_seconds(response.headers))
                 status = response.status_code
                 log.info("%s %s -> %d; retrying in %.2fs", method, shown, status, delay)
             attempt += 1
             self._sleep(delay)
-
-    def _send_once(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        params: dict[str, Any],
-        content: bytes | None,
-        upload: tuple[str | os.PathLike[str], Mapping[str, str]] | None,
-        timeout: httpx.Timeout,
-    ) -> httpx.Response:
-        seconds = self.deadline if self.deadline is not None else timeout.read
-        deadline_at = time.monotonic() + seconds if seconds is not None else None
-        try:
-            if upload is None:
-                request = self._http.build_request(
-                    method,
-                    url,
-                    headers=headers,
-                    params=params,
-                    content=content,
-                    timeout=_within(timeout, deadline_at),
-                )
-                response = self._http.send(request, stream=True)
-            else:
-                path, fields = upload
-                deadline_at = None  # sending a large file may take long; the timeouts bound it
-                # The file object is read in 64 KiB chunks while sending: memory stays flat.
-                with open(path, "rb") as handle:
-                    request = self._http.build_request(
-                        method,
-                        url,
-                        headers=headers,
-                        params=params,
-                        data=dict(fields),
-                        files={"file": (Path(path).name, handle, "application/jsonl")},
-                        timeout=timeout,
-                    )
-                    response = self._http.send(request, stream=True)
-                # The deadline bounds the answer to the upload.
-                deadline_at = time.monotonic() + seconds if seconds is not None else None
-            self._read(response, deadline_at, seconds or 0.0)
-        except httpx.TimeoutException:
-            if deadline_at is not None and time.monotonic() >= deadline_at:
-                raise deadline_exceeded(method, self.redact(url), seconds or 0.0) from None
-            raise
-        return response
-
-    def _read(self, response: httpx.Response, deadline_at: float | None, seconds: float) -> None:
-        """Read the body into ``response`` within the size cap and the deadline."""
-        limit = self.max_response_bytes
-        declared = response.headers.get("content-length", "")
-        try:
-            if declared.isdigit() and int(declared) > limit:
-                raise too_large(response, limit, self.redact)
-            response.stream = GuardedStream(
-                response.stream,
-                limit=limit,
-                deadline_at=deadline_at,
-                on_limit=lambda: too_large(response, limit, self.redact),
-                on_deadline=lambda: deadline_exceeded(
-                    response.request.method, self.redact(str(response.request.url)), seconds
-                ),
-            )
-            response.read()
-            if len(response.content) > limit:  # a compressed answer despite Accept-Encoding
-                raise too_large(response, limit, self.redact)
-        finally:
-            response.close()
-
-    def _transport_error(
-        self, exc: httpx.TransportError, method: str, url: str
-    ) -> APIConnectionError:
-        reason = self.redact(str(exc) or type(exc).__name__)
-        url = self.redact(url)
-        if isinstance(exc, httpx.TimeoutException):
-            return APITimeoutError(f"{method} {url} timed out ({reason})", url=url)
-        return APIConnectionError(f"{method} {url} could not connect: {reason}", url=url)
 
     def _status_error(self, response: httpx.Response, method: str, url: str) -> APIStatusError:
         body = decode(response)
@@ -388,28 +274,11 @@ class BaseClient:
         try:
             with self._http.stream("GET", url, headers=headers, params=query, timeout=timeout) as r:
                 if r.status_code >= 300:
-                    self._read(r, None, 0.0)
+                    self._wire().read(r, None, 0.0)
                     if r.status_code >= 400:
                         raise self._status_error(r, "GET", url)
                     raise invalid_answer(r, "a redirect (not followed)", self.redact)
                 limit = self.max_response_bytes
                 yield capped_lines(r.iter_bytes(), limit, lambda: too_large(r, limit, self.redact))
         except httpx.TransportError as exc:
-            raise self._transport_error(exc, "GET", url) from None
-
-
-def _within(timeout: httpx.Timeout, deadline_at: float | None) -> httpx.Timeout:
-    """``timeout`` with no operation allowed to wait past ``deadline_at``."""
-    if deadline_at is None:
-        return timeout
-    left = max(0.001, deadline_at - time.monotonic())
-
-    def cap(value: float | None) -> float:
-        return left if value is None else min(value, left)
-
-    return httpx.Timeout(
-        connect=cap(timeout.connect),
-        read=cap(timeout.read),
-        write=cap(timeout.write),
-        pool=cap(timeout.pool),
-    )
+            raise connection_error(exc, "GET", url, self.redact) from None

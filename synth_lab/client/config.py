@@ -157,6 +157,16 @@ def url_secrets(url: str) -> list[str]:
     return sorted({s for s in found if s}, key=len, reverse=True)
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` without its ``user:password@`` part.
+
+    >>> without_userinfo("https://alice:pw@example.com/api")
+    'https://example.com/api'
+    """
+    userinfo, host = _userinfo(url)
+    return url.replace(f"{userinfo}@{host}", host, 1) if userinfo else url
+
+
 def _userinfo(url: str) -> tuple[str | None, str]:
     netloc = urlsplit(url if "//" in url else "//" + url).netloc
     if "@" not in netloc:

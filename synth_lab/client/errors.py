@@ -12,6 +12,7 @@ from typing import Any
 
 from synth_lab.errors import APIError, Problem, TrainingError, as_problems, format_problems
 
+# The error classes, which synth_lab.client offers as they are; error_for_status is internal.
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -31,7 +32,6 @@ __all__ = [
     "RateLimitError",
     "ResponseTooLargeError",
     "ServerError",
-    "error_for_status",
 ]
 
 CODE_HINTS: dict[str, str] = {

@@ -88,7 +88,7 @@ class Jobs:
         server before the connection broke returns the same job instead of a second one.
 
         Args:
-            payload: A payload as :func:`synth_lab.payload.build_payload` makes it.
+            payload: A payload as :func:`synth_lab.job.payload.build_payload` makes it.
             idempotency_key: The key (a new UUID by default).
             form: ``"cli"`` sends ``payload`` as synth-ai's CLI does; ``"sdk"`` rewrites it as
                 synth-ai's Python SDK sends it (top-level ``validation_file`` ...).
@@ -99,7 +99,7 @@ class Jobs:
         Raises:
             ConfigError: SDK-only options with ``form="cli"``, or an unknown form.
         """
-        from synth_lab.payload import request_form_payload
+        from synth_lab.job.payload import request_form_payload
 
         body = request_form_payload(
             payload, form, total_steps=total_steps, suffix=suffix, integrations=integrations

@@ -8,13 +8,13 @@ the watch (Ctrl-C, the notebook's stop button) stops watching, never the job.
 
 from __future__ import annotations
 
-import html
 import os
 import sys
 import time
 from contextlib import ExitStack
 from typing import Any
 
+from synth_lab._html import escape, no_math
 from synth_lab.client._client import SynthClient
 from synth_lab.client.errors import (
     APIConnectionError,
@@ -217,7 +217,7 @@ class RemoteJob:
 
     def plot(self, ax: Any = None) -> Any:
         """Draw train/val loss on ``ax`` (a new figure's when ``None``); returns the axes."""
-        from synth_lab.train.plot import plot_losses
+        from synth_lab.plots import plot_losses
 
         return plot_losses(self.points, ax=ax, title=f"job {self.id} ({self.status})")
 
@@ -244,11 +244,11 @@ class RemoteJob:
 
     def _repr_mimebundle_(self, **_: Any) -> dict[str, str]:
         cells = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            f"<tr><th style='text-align:left'>{escape(k)}</th>"
+            f"<td style='text-align:left'>{escape(v)}</td></tr>"
             for k, v in self._summary()
         )
-        return {"text/plain": repr(self), "text/html": f"<table>{cells}</table>"}
+        return {"text/plain": repr(self), "text/html": no_math(f"<table>{cells}</table>")}
 
 
 def _client(client: SynthClient | None, backend: str | None, api_key: str | None) -> SynthClient:
@@ -305,8 +305,8 @@ def submit(
         JobFailedError: The job ended ``failed`` (``.job`` holds it).
         PollTimeoutError: ``timeout`` passed (the job keeps running).
     """
-    from synth_lab.dryrun import dry_run
-    from synth_lab.payload import build_payload
+    from synth_lab.job.dryrun import dry_run
+    from synth_lab.job.payload import build_payload
 
     sdk = {"total_steps": total_steps, "suffix": suffix, "integrations": integrations}
     checked = dry_run(

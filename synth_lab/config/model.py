@@ -9,7 +9,9 @@ from typing import Any
 
 from pydantic import PrivateAttr
 
+from synth_lab._files import atomic_write_text
 from synth_lab.config import checks, schema
+from synth_lab.config.card import config_html, config_text
 from synth_lab.config.source import dumps_toml, edit_toml, key_positions, locate, parse_toml
 from synth_lab.errors import ConfigError, Problem
 
@@ -115,14 +117,10 @@ class SFTConfig(schema.ConfigModel):
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the TOML atomically (a temporary file renamed into place)."""
-        from synth_lab._files import atomic_write_text
-
         return atomic_write_text(path, self.to_toml())
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """The config card: text for terminals, HTML for notebooks."""
-        from synth_lab.report import config_html, config_text
-
         return {"text/plain": config_text(self), "text/html": config_html(self)}
 
     @property

@@ -16,7 +16,7 @@ _EXPORTS = {
     "iter_problems": "synth_lab.data.validate",
     "first_examples": "synth_lab.data.examples",
     "encode_chat": "synth_lab.data.chat",
-    "load_tokenizer": "synth_lab.data.chat",
+    "load_tokenizer": "synth_lab.models",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -42,7 +42,7 @@ from synth_lab.data.messages import (
     try_render_messages,
 )
 from synth_lab.errors import DatasetError
-from synth_lab.models import TokenizerNotFoundError, load_tokenizer, resolve_tokenizer
+from synth_lab.models import TokenizerNotFoundError, resolve_tokenizer
 
 IGNORE_INDEX = -100
 """Label value of positions that take no loss (the convention of ``torch.nn.CrossEntropyLoss``)."""
@@ -378,7 +378,6 @@ __all__ = [
     "content_text",
     "encode_chat",
     "encode_chats",
-    "load_tokenizer",
     "normalize_messages",
     "normalize_tools",
     "render_chat",

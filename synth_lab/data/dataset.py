@@ -12,7 +12,6 @@ at the source. Token counts are computed once per tokenizer, when first needed.
 
 from __future__ import annotations
 
-import html
 import os
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,6 +22,7 @@ import orjson
 
 from synth_lab._deps import require
 from synth_lab._files import atomic_write_bytes
+from synth_lab._html import escape, escape_rendered, no_math
 from synth_lab.data._lines import iter_lines, open_dataset, too_long
 from synth_lab.data._linter import UNPARSED
 from synth_lab.data._rows import (
@@ -142,7 +142,7 @@ class Dataset:
         """A copy that also reports token counts (and truncation, given ``sequence_length``).
 
         Args:
-            tokenizer: A tokenizer, or a name/path for :func:`~synth_lab.data.chat.load_tokenizer`.
+            tokenizer: A tokenizer, or a name/path for :func:`~synth_lab.models.load_tokenizer`.
             sequence_length: Training sequence length; longer records get a warning.
         """
         return Dataset(
@@ -355,15 +355,14 @@ class Dataset:
         df = self.df
         more = len(df) - _HTML_ROWS
         tail = f"<p>… {more:,} more rows</p>" if more > 0 else ""
-        table = df.head(_HTML_ROWS).to_html(escape=True, border=0)
+        table = escape_rendered(df.head(_HTML_ROWS).to_html(escape=True, border=0))
         listed = "".join(
-            f"<li style='color:{SEVERITY_COLOURS.get(severity, 'inherit')}'>"
-            f"{html.escape(line)}</li>"
+            f"<li style='color:{SEVERITY_COLOURS.get(severity, 'inherit')}'>{escape(line)}</li>"
             for severity, line in first_problems(self.problem_list())
         )
         shown = f"<ul>{listed}</ul>" if listed else ""
-        headline = f"<p><b>Dataset</b>: {html.escape(self._headline())}</p>"
-        return f"<div>{headline}{shown}{table}{tail}</div>"
+        headline = f"<p><b>Dataset</b>: {escape(self._headline())}</p>"
+        return no_math(f"<div>{headline}{shown}{table}{tail}</div>")
 
     def __repr__(self) -> str:
         df = self.df

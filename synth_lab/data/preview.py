@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
+from synth_lab._html import escape, no_math
 from synth_lab.data.chat import IGNORE_INDEX, EncodedChat
 
 _TRAINED_STYLE = "background:#c8f0c8"
@@ -51,19 +51,18 @@ class ChatPreview:
         body = []
         for text, trained, cut in self.segments():
             style = _CUT_STYLE if cut else (_TRAINED_STYLE if trained else "")
-            escaped = html.escape(text)
+            escaped = escape(text)
             body.append(f'<span style="{style}">{escaped}</span>' if style else escaped)
         rows = "".join(
-            f"<tr><td>{html.escape(t.role)}</td><td>{t.end - t.start}</td>"
-            f"<td>{t.n_trained}</td></tr>"
+            f"<tr><td>{escape(t.role)}</td><td>{t.end - t.start}</td><td>{t.n_trained}</td></tr>"
             for t in self.encoded.turns
         )
-        return (
-            f"<div><p>{html.escape(self._caption())}; "
+        return no_math(
+            f"<p>{escape(self._caption())}; "
             f'<span style="{_TRAINED_STYLE}">trained</span></p>'
             f'<pre style="white-space:pre-wrap">{"".join(body)}</pre>'
             "<table><tr><th>role</th><th>tokens</th><th>trained</th></tr>"
-            f"{rows}</table></div>"
+            f"{rows}</table>"
         )
 
     def __repr__(self) -> str:

@@ -7,12 +7,12 @@ a cut message hides the hint that says what to do.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from synth_lab._html import escape, no_math
 from synth_lab.errors import Problem
 
 SEVERITY_COLOURS = {"error": "#b00020", "warning": "#8a6d00"}
@@ -47,18 +47,18 @@ class ProblemFrame(pd.DataFrame):
         if not len(self):
             return "<p>No problems.</p>"
         columns = list(self.columns)
-        head = "".join(f"<th style='text-align:left'>{html.escape(str(c))}</th>" for c in columns)
+        head = "".join(f"<th style='text-align:left'>{escape(str(c))}</th>" for c in columns)
         rows = []
         for record in self.head(_SHOWN).to_dict("records"):
             colour = SEVERITY_COLOURS.get(str(record.get("severity")), "inherit")
             cells = "".join(
-                f"<td style='text-align:left;white-space:pre-wrap'>{html.escape(_text(v))}</td>"
+                f"<td style='text-align:left;white-space:pre-wrap'>{escape(_text(v))}</td>"
                 for v in record.values()
             )
             rows.append(f"<tr style='color:{colour}'>{cells}</tr>")
         more = len(self) - _SHOWN
         tail = f"<p>… {more:,} more (ds.problems.to_string() lists all)</p>" if more > 0 else ""
-        return f"<table><tr>{head}</tr>{''.join(rows)}</table>{tail}"
+        return no_math(f"<table><tr>{head}</tr>{''.join(rows)}</table>{tail}")
 
 
 def _text(value: Any) -> str:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from synth_lab._deps import require
 from synth_lab.data.chat import resolve_tokenizer
+from synth_lab.plots import plot_histogram
 
 if TYPE_CHECKING:
     from synth_lab.data.dataset import Dataset
@@ -73,24 +73,22 @@ def plot_lengths(
     same = tok is dataset.tokenizer and seq == dataset.sequence_length
     ds = dataset if same or tok is None else dataset.with_tokenizer(tok, seq)
     stats = [s for s in ds._token_stats() or () if s is not None]
-    if ax is None:
-        require("matplotlib", "Plotting", "notebook")
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(7, 3.5))
     values = [s[0] for s in stats] if ds.tokenizer is not None else ds.df["n_chars"].tolist()
     unit = "tokens" if ds.tokenizer is not None else "characters"
-    ax.hist(values, bins=bins, color="#4c72b0")
-    ax.set_xlabel(f"{unit} per record")
-    ax.set_ylabel("records")
     title = f"{len(values):,} records"
-    if seq and ds.tokenizer is not None:
+    cutoff = seq if seq and ds.tokenizer is not None else None
+    if cutoff:
         over = sum(s[2] for s in stats)
         trained = sum(s[1] for s in stats)
         lost = sum(s[3] for s in stats) / trained if trained else 0.0
         share = over / len(stats) if stats else 0.0
-        ax.axvline(seq, color="#c44e52", linestyle="--", label=f"sequence_length = {seq:,}")
-        ax.legend(loc="upper right")
         title += f": {share:.1%} longer than {seq:,}, {lost:.1%} of supervised tokens lost"
-    ax.set_title(title)
-    return ax
+    return plot_histogram(
+        values,
+        ax,
+        xlabel=f"{unit} per record",
+        bins=bins,
+        cutoff=cutoff,
+        cutoff_label=f"sequence_length = {seq:,}" if cutoff else "",
+        title=title,
+    )

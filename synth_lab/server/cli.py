@@ -199,7 +199,7 @@ def settings_from(args: argparse.Namespace) -> tuple[Any, str]:
         accept_any_compute=args.accept_any_compute,
         max_upload_bytes=args.max_upload_mb << 20,
     )
-    from synth_lab.server.jobspec import model_available
+    from synth_lab.job.jobspec import model_available
 
     for requested, local in [*settings.model_map.items(), *((m, m) for m in args.allow_model)]:
         if not model_available(local):

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from synth_lab.server.jobspec import RequestError, StepBudget, bad
+from synth_lab.job.requestform import StepBudget
+from synth_lab.server.errors import RequestError, bad
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from synth_lab.server.jobspec import RequestError, step_budget
-from synth_lab.server.requestform import validation_file_id
+from synth_lab.job.requestform import step_budget, validation_file_id
+from synth_lab.server.errors import RequestError
 
 
 def iso(ts: float | None) -> str | None:

@@ -1,123 +1,54 @@
-"""The server's state in one SQLite file (WAL mode): files, jobs, events, metrics, idempotency.
+"""The server's records of tenants, files and jobs (see :mod:`synth_lab.server.database`).
 
-Both the server and its worker subprocesses open the same database; WAL lets readers go on
-while one writer writes, and ``busy_timeout`` makes writers queue instead of failing. Event
-``seq`` numbers are allocated inside the inserting transaction, so they are gapless and
-monotonic per job whoever writes. Metric points are unique per ``(job, step, name)``: a resumed
-run that logs a step again replaces the point instead of duplicating it.
+A client's ``Idempotency-Key`` is recorded in the transaction that adds the file or job it
+created, so a retry, even a concurrent one, gets the first one's id instead of a second record.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
-import orjson
-
-from synth_lab.server.shapes import event_doc, file_doc, job_doc, point_doc, timeline_doc
+from synth_lab.server.database import to_json
+from synth_lab.server.joblog import JobLog, insert_event, insert_timeline
+from synth_lab.server.shapes import file_doc, job_doc
 from synth_lab.status import Status
 
 TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)  # the ends a job has here
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (
-    id TEXT PRIMARY KEY, owner TEXT NOT NULL, filename TEXT NOT NULL, purpose TEXT NOT NULL,
-    bytes INTEGER NOT NULL, status TEXT NOT NULL, records INTEGER, problems TEXT,
-    created_at REAL NOT NULL, updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL, model TEXT NOT NULL,
-    payload TEXT NOT NULL, spec TEXT NOT NULL, gpus INTEGER NOT NULL DEFAULT 0,
-    started INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT, result TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
-    started_at REAL, finished_at REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_at);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, started);
-CREATE TABLE IF NOT EXISTS events (
-    job_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, level TEXT NOT NULL,
-    message TEXT NOT NULL, data TEXT NOT NULL, created_at REAL NOT NULL,
-    PRIMARY KEY (job_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS metrics (
-    job_id TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, value REAL NOT NULL,
-    epoch REAL, phase TEXT, created_at REAL NOT NULL,
-    PRIMARY KEY (job_id, step, name)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS timeline (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, phase TEXT NOT NULL,
-    metadata TEXT NOT NULL, created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS timeline_job ON timeline (job_id, id);
-CREATE TABLE IF NOT EXISTS idempotency (
-    owner TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, ref_id TEXT NOT NULL,
-    created_at REAL NOT NULL, PRIMARY KEY (owner, kind, key)
-);
-"""
+
+def claim_key(
+    db: sqlite3.Connection,
+    owner: str,
+    kind: str,
+    key: str | None,
+    ref_id: str,
+    body_hash: str | None,
+) -> str | None:
+    """Inside the transaction ``db``: the id first recorded with ``(owner, kind, key)``, or
+    ``None`` after recording ``ref_id`` (and ``body_hash``) with it; no key, nothing to do."""
+    if not key:
+        return None
+    row = db.execute(
+        "SELECT ref_id FROM idempotency WHERE owner=? AND kind=? AND key=?", (owner, kind, key)
+    ).fetchone()
+    if row:
+        return str(row["ref_id"])
+    db.execute(
+        "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
+        (owner, kind, key, ref_id, time.time(), body_hash),
+    )
+    return None
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-class Store:
-    """Access to the database; one connection per thread, opened lazily.
+class Store(JobLog):
+    """The server's state: tenants, idempotency keys, files and jobs, and the jobs' logs.
 
     Args:
         path: The database file (created with its folder if missing).
     """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Readable by the server's user only; SQLite gives its -wal/-shm files the same mode.
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        os.chmod(self.path, 0o600)
-        self._local = threading.local()
-        conn = self._conn()
-        conn.executescript(_SCHEMA)
-        columns = {row["name"] for row in conn.execute("PRAGMA table_info(idempotency)")}
-        if "body_hash" not in columns:  # databases from before request hashes were kept
-            conn.execute("ALTER TABLE idempotency ADD COLUMN body_hash TEXT")
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
-
-    def close(self) -> None:
-        """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): committed on exit, rolled back on error."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return self._conn().execute(sql, args).fetchall()
 
     # -- idempotency ----------------------------------------------------------------------------
 
@@ -177,17 +108,9 @@ class Store:
         """
         now = time.time()
         with self.write() as db:
-            if key:
-                row = db.execute(
-                    "SELECT ref_id FROM idempotency WHERE owner=? AND kind='file' AND key=?",
-                    (owner, key),
-                ).fetchone()
-                if row:
-                    return str(row["ref_id"])
-                db.execute(
-                    "INSERT INTO idempotency VALUES (?, 'file', ?, ?, ?, ?)",
-                    (owner, key, file_id, now, body_hash),
-                )
+            first = claim_key(db, owner, "file", key, file_id, body_hash)
+            if first is not None:
+                return first
             db.execute(
                 "INSERT INTO files VALUES (?, ?, ?, ?, ?, 'processing', NULL, NULL, ?, ?)",
                 (file_id, owner, filename, purpose, size, now, now),
@@ -198,7 +121,7 @@ class Store:
         with self.write() as db:
             db.execute(
                 "UPDATE files SET status=?, records=?, problems=?, updated_at=? WHERE id=?",
-                ("ready" if ok else "failed", records, _json(problems), time.time(), file_id),
+                ("ready" if ok else "failed", records, to_json(problems), time.time(), file_id),
             )
 
     def file(self, file_id: str, owner: str | None = None) -> dict[str, Any] | None:
@@ -237,21 +160,13 @@ class Store:
         """
         now = time.time()
         with self.write() as db:
-            if key:
-                row = db.execute(
-                    "SELECT ref_id FROM idempotency WHERE owner=? AND kind='job' AND key=?",
-                    (owner, key),
-                ).fetchone()
-                if row:
-                    return str(row["ref_id"]), False
-                db.execute(
-                    "INSERT INTO idempotency VALUES (?, 'job', ?, ?, ?, ?)",
-                    (owner, key, job_id, now, body_hash),
-                )
+            first = claim_key(db, owner, "job", key, job_id, body_hash)
+            if first is not None:
+                return first, False
             db.execute(
                 "INSERT INTO jobs (id, owner, status, model, payload, spec, gpus, created_at,"
                 " updated_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-                (job_id, owner, model, _json(payload), _json(spec), gpus, now, now),
+                (job_id, owner, model, to_json(payload), to_json(spec), gpus, now, now),
             )
         return job_id, True
 
@@ -291,7 +206,7 @@ class Store:
                 (time.time(), job_id, "queued"),
             )
             if cur.rowcount:
-                self._timeline(db, job_id, "queued", {})
+                insert_timeline(db, job_id, "queued", {})
         return bool(cur.rowcount)
 
     def set_status(
@@ -332,110 +247,10 @@ class Store:
                 args.append(error)
             if result is not None:
                 sets += ", result=?"
-                args.append(_json(result))
+                args.append(to_json(result))
             db.execute(f"UPDATE jobs SET {sets} WHERE id=?", (*args, job_id))
             if row["status"] != status and status != "queued":
-                self._timeline(db, job_id, status, {"error": error} if error else {})
+                insert_timeline(db, job_id, status, {"error": error} if error else {})
             if event is not None:
-                self._event(db, job_id, *event)
+                insert_event(db, job_id, *event)
         return True
-
-    # -- events, metrics, timeline --------------------------------------------------------------
-
-    def add_event(
-        self,
-        job_id: str,
-        type_: str,
-        message: str = "",
-        data: dict[str, Any] | None = None,
-        level: str = "info",
-    ) -> int:
-        """Append an event; returns its ``seq``."""
-        with self.write() as db:
-            return self._event(db, job_id, type_, level, message, data or {})
-
-    def _event(
-        self,
-        db: sqlite3.Connection,
-        job_id: str,
-        type_: str,
-        level: str,
-        message: str,
-        data: dict[str, Any],
-    ) -> int:
-        (last,) = db.execute(
-            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE job_id=?", (job_id,)
-        ).fetchone()
-        seq = int(last) + 1
-        db.execute(
-            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (job_id, seq, type_, level, message, _json(data), time.time()),
-        )
-        return seq
-
-    def events(self, job_id: str, since_seq: int, limit: int) -> list[dict[str, Any]]:
-        rows = self.read(
-            "SELECT * FROM events WHERE job_id=? AND seq>? ORDER BY seq LIMIT ?",
-            (job_id, since_seq, limit),
-        )
-        return [event_doc(r) for r in rows]
-
-    def last_event_step(self, job_id: str, type_: str) -> int:
-        """The largest ``data.step`` of the job's events of ``type_`` (0 if none)."""
-        rows = self.read(
-            "SELECT MAX(CAST(json_extract(data, '$.step') AS INTEGER)) AS s FROM events"
-            " WHERE job_id=? AND type=?",
-            (job_id, type_),
-        )
-        return int(rows[0]["s"] or 0)
-
-    def add_points(
-        self, job_id: str, points: Sequence[dict[str, Any]], events: Sequence[tuple] = ()
-    ) -> None:
-        """Store metric points (a repeated ``(step, name)`` replaces) and events, atomically."""
-        now = time.time()
-        with self.write() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        job_id,
-                        int(p["step"]),
-                        str(p["name"]),
-                        float(p["value"]),
-                        p.get("epoch"),
-                        p.get("phase") or "train",
-                        float(p.get("created_at") or now),
-                    )
-                    for p in points
-                ],
-            )
-            for type_, level, message, data in events:
-                self._event(db, job_id, type_, level, message, data)
-
-    def metrics(
-        self, job_id: str, after_step: int | None, limit: int, name: str | None
-    ) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM metrics WHERE job_id=? AND step>?"
-        args: list[Any] = [job_id, -1 if after_step is None else after_step]
-        if name:
-            sql += " AND name=?"
-            args.append(name)
-        rows = self.read(sql + " ORDER BY step, name LIMIT ?", (*args, limit))
-        return [point_doc(r) for r in rows]
-
-    def add_timeline(self, job_id: str, phase: str, metadata: dict[str, Any] | None = None) -> None:
-        with self.write() as db:
-            self._timeline(db, job_id, phase, metadata or {})
-
-    def _timeline(
-        self, db: sqlite3.Connection, job_id: str, phase: str, metadata: dict[str, Any]
-    ) -> None:
-        db.execute(
-            "INSERT INTO timeline (job_id, phase, metadata, created_at) VALUES (?, ?, ?, ?)",
-            (job_id, phase, _json(metadata), time.time()),
-        )
-
-    def timeline(self, job_id: str) -> list[dict[str, Any]]:
-        rows = self.read("SELECT * FROM timeline WHERE job_id=? ORDER BY id", (job_id,))
-        return [timeline_doc(r) for r in rows]

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from synth_lab.server.jobspec import RequestError
+from synth_lab.server.errors import RequestError
 from synth_lab.server.store import Store
 
 SECRET_NAME = "owner_secret"

@@ -18,7 +18,7 @@ from typing import Any
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from synth_lab.server.jobspec import RequestError, bad
+from synth_lab.server.errors import RequestError, bad
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 16

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from synth_lab.server.jobspec import RequestError, bad
+from synth_lab.server.errors import RequestError, bad
 
 log = logging.getLogger("synth_lab.server")
 

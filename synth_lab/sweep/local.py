@@ -60,39 +60,51 @@ def slots(devices: Sequence[int], per_point: int, max_parallel: int) -> list[lis
     return [g for g in groups if len(g) == per_point][:max_parallel]
 
 
-def run_local(
-    sweep: SweepResult,
-    manifest: Manifest,
-    view: SweepView | None,
-    rule: Any,
-    args: LocalArgs,
-    gpu_slots: list[list[int]],
-) -> None:
-    """Train every unfinished point: in worker processes when there are 2+ GPU slots."""
-    if len(gpu_slots) > 1:
-        _Pool(sweep, manifest, view, rule, args, gpu_slots).run()
-        return
-    for run in sweep.runs:
-        if Status.parse(run.status).terminal:
-            continue
-        again = _start(run, manifest)
-        if view:
-            view.draw(force=True)
-        began = time.monotonic() - run.seconds
-        feed = _Feed(run, view, sweep, rule)
-        try:
-            _train(run, args, again, [args.logger, feed])
-        except KeyboardInterrupt:
-            run.status = Status.INTERRUPTED
-        except Exception as exc:  # one bad run must not lose the sweep
-            run.status, run.error = Status.FAILED, _error(exc)
-        finally:
-            run.seconds = time.monotonic() - began
-        if run.status == Status.INTERRUPTED and run.stopped_step is not None:
-            run.status = Status.STOPPED_EARLY
-        manifest.record(run).save()
-        if run.status == Status.INTERRUPTED:
-            raise KeyboardInterrupt
+@dataclass
+class LocalSweep:
+    """A sweep whose points train on this machine.
+
+    Attributes:
+        sweep: The runs, updated as they go.
+        manifest: The sweep's record on disk (saved as each run starts and ends).
+        view: The live table and plot, if shown.
+        rule: The early stopping rule (``None``: every run trains to the end).
+        args: What every point trains with.
+    """
+
+    sweep: SweepResult
+    manifest: Manifest
+    view: SweepView | None
+    rule: Any
+    args: LocalArgs
+
+    def run(self, gpu_slots: list[list[int]]) -> None:
+        """Train every unfinished point: in worker processes when there are 2+ GPU slots."""
+        if len(gpu_slots) > 1:
+            _Pool(self, gpu_slots).run()
+            return
+        sweep, manifest, view, args = self.sweep, self.manifest, self.view, self.args
+        for run in sweep.runs:
+            if Status.parse(run.status).terminal:
+                continue
+            again = _start(run, manifest)
+            if view:
+                view.draw(force=True)
+            began = time.monotonic() - run.seconds
+            feed = _Feed(run, view, sweep, self.rule)
+            try:
+                _train(run, args, again, [args.logger, feed])
+            except KeyboardInterrupt:
+                run.status = Status.INTERRUPTED
+            except Exception as exc:  # one bad run must not lose the sweep
+                run.status, run.error = Status.FAILED, _error(exc)
+            finally:
+                run.seconds = time.monotonic() - began
+            if run.status == Status.INTERRUPTED and run.stopped_step is not None:
+                run.status = Status.STOPPED_EARLY
+            manifest.record(run).save()
+            if run.status == Status.INTERRUPTED:
+                raise KeyboardInterrupt
 
 
 def _start(run: SweepRun, manifest: Manifest) -> bool:
@@ -181,20 +193,13 @@ class _Worker:
 class _Pool:
     """Keeps one worker per free GPU slot busy until every point has run."""
 
-    def __init__(
-        self,
-        sweep: SweepResult,
-        manifest: Manifest,
-        view: SweepView | None,
-        rule: Any,
-        args: LocalArgs,
-        gpu_slots: list[list[int]],
-    ) -> None:
-        self.sweep, self.manifest, self.view, self.rule = sweep, manifest, view, rule
-        self.args, self.free = args, list(gpu_slots)
-        self.data = _as_file(args.dataset, manifest.folder / "train.jsonl", "training")
+    def __init__(self, local: LocalSweep, gpu_slots: list[list[int]]) -> None:
+        self.sweep, self.manifest, self.view = local.sweep, local.manifest, local.view
+        self.rule, self.args, self.free = local.rule, local.args, list(gpu_slots)
+        folder, args = local.manifest.folder, local.args
+        self.data = _as_file(args.dataset, folder / "train.jsonl", "training")
         self.validation = _as_file(
-            args.validation_dataset, manifest.folder / "validation.jsonl", "validation"
+            args.validation_dataset, folder / "validation.jsonl", "validation"
         )
 
     def run(self, interval: float = 0.5) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -10,30 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synth_lab._html import escape, no_math
 from synth_lab.metrics import EVAL_SCORE, TRAIN_LOSS, VAL_LOSS
+from synth_lab.plots import run_color, series
 from synth_lab.status import Status, render
 from synth_lab.sweep.grid import SweepPoint
-
-# matplotlib's tab10 cycle as hex: browsers know no ``tab:red`` (a swatch styled with it renders
-# black), and matplotlib takes hex too, so the plot and the HTML legend share one value.
-_COLORS = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-)
-
-
-def color(index: int) -> str:
-    """The color of run ``index`` (matplotlib's tab10 cycle, as CSS hex), the same in every
-    view."""
-    return _COLORS[index % len(_COLORS)]
 
 
 def lower_is_better(metric: str) -> bool:
@@ -100,13 +80,7 @@ class SweepRun:
 
     def series(self, metric: str) -> tuple[list[int], list[float]]:
         """``(steps, values)`` of one metric, the last value per step winning."""
-        values = {
-            int(p.get("step") or 0): float(p["value"])
-            for p in self.points
-            if p.get("name") == metric and p.get("value") is not None
-        }
-        steps = sorted(values)
-        return steps, [values[s] for s in steps]
+        return series(self.points, (metric,))[metric]
 
     @property
     def steps(self) -> int:
@@ -167,35 +141,6 @@ def _sort_key(metric: str) -> Any:
 
 def _rank_metric(runs: Iterable[SweepRun]) -> str:
     return VAL_LOSS if any(r.best_val_loss is not None for r in runs) else TRAIN_LOSS
-
-
-def draw_curves(runs: Sequence[SweepRun], ax: Any, metrics: Sequence[str] = (TRAIN_LOSS,)) -> Any:
-    """One line per run and metric on ``ax``: train loss solid, val loss dashed, a color per run."""
-    drawn = False
-    for index, run in enumerate(runs):
-        for metric in metrics:
-            steps, values = run.series(metric)
-            if not steps:
-                continue
-            val = metric == VAL_LOSS
-            ax.plot(
-                steps,
-                values,
-                color=color(index),
-                linestyle="--" if val else "-",
-                marker="o" if val and len(steps) < 20 else None,
-                linewidth=1.4,
-                label=run.label if not drawn or metric == metrics[0] else None,
-            )
-            drawn = True
-    ax.set_xlabel("step")
-    ax.set_ylabel(" / ".join(m.replace(".", " ") for m in metrics))
-    if drawn:
-        ax.legend(loc="upper right", frameon=False, fontsize="small")
-    else:
-        ax.text(0.5, 0.5, "no points yet", ha="center", va="center", transform=ax.transAxes)
-    ax.grid(True, alpha=0.3)
-    return ax
 
 
 @dataclass
@@ -326,11 +271,9 @@ class SweepResult:
         returns the axes."""
         if not isinstance(metric, str) or not metric:
             raise ValueError(f"metric must be a metric name such as {VAL_LOSS!r}, got {metric!r}")
-        if ax is None:
-            import matplotlib.pyplot as plt
+        from synth_lab.plots import plot_runs
 
-            _, ax = plt.subplots(figsize=(6.5, 3.5))
-        return draw_curves(self.runs, ax, (metric,))
+        return plot_runs(self.runs, ax, (metric,))
 
     def to_dict(self) -> dict[str, Any]:
         best = self.best
@@ -348,7 +291,7 @@ class SweepResult:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {
             "text/plain": self.text(),
-            "text/html": render_html(self.runs, f"sweep · {self.status}", self.metric),
+            "text/html": no_math(render_html(self.runs, f"sweep · {self.status}", self.metric)),
         }
 
     def text(self) -> str:
@@ -391,12 +334,12 @@ def render_html(runs: Sequence[SweepRun], title: str, metric: str) -> str:
     scored = any(r.series(EVAL_SCORE)[0] for r in runs)
     rows = []
     for run in sorted(runs, key=_sort_key(metric)):
-        swatch = f"<span style='color:{color(order[id(run)])}'>■</span>"
-        status = html.escape(_status_text(run))
+        swatch = f"<span style='color:{run_color(order[id(run)])}'>■</span>"
+        status = escape(_status_text(run))
         if run.error:
-            status = f"<span title='{html.escape(run.error, quote=True)}'>{status} ⓘ</span>"
+            status = f"<span title='{escape(run.error)}'>{status} ⓘ</span>"
         cells = [
-            f"{swatch} {html.escape(run.label)}",
+            f"{swatch} {escape(run.label)}",
             f"<span style='color:{render(run.status).color}'>{status}</span>",
             str(run.steps),
             _fmt(run.train_loss),
@@ -410,7 +353,7 @@ def render_html(runs: Sequence[SweepRun], title: str, metric: str) -> str:
     names += ["eval score"] * scored + ["time"]
     head = "".join(f"<th>{h}</th>" for h in names)
     return (
-        f"<div><div style='font-weight:600'>{html.escape(title)} · ranked by "
-        f"{html.escape(metric)}</div><table><thead><tr>{head}</tr></thead>"
+        f"<div><div style='font-weight:600'>{escape(title)} · ranked by "
+        f"{escape(metric)}</div><table><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )

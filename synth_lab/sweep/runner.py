@@ -22,7 +22,7 @@ from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import SynthLabError
 from synth_lab.status import Status
 from synth_lab.sweep.grid import SweepPoint, grid
-from synth_lab.sweep.local import LocalArgs, curves, run_local, slots
+from synth_lab.sweep.local import LocalArgs, LocalSweep, curves, slots
 from synth_lab.sweep.manifest import Manifest, rebuild, save_points
 from synth_lab.sweep.result import SweepResult, SweepRun
 from synth_lab.sweep.space import is_random, sample
@@ -146,7 +146,7 @@ def run_sweep(
         else:
             local = LocalArgs(dataset, validation_dataset, max_steps, seed, logger, evaluation)
             gpu_slots = slots(_gpus(gpus), gpus_per_point, max_parallel) if max_parallel > 1 else []
-            run_local(sweep, manifest, view, rule, local, gpu_slots)
+            LocalSweep(sweep, manifest, view, rule, local).run(gpu_slots)
     except KeyboardInterrupt:
         sweep.status = Status.INTERRUPTED
     else:

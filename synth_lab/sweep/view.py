@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-import io
 import time
 from typing import Any
 
+from synth_lab._html import no_math
+from synth_lab.metrics import TRAIN_LOSS, VAL_LOSS
 from synth_lab.status import Status
-from synth_lab.sweep.result import TRAIN_LOSS, VAL_LOSS, SweepResult, draw_curves, render_html
+from synth_lab.sweep.result import SweepResult, render_html
 
 
 class SweepView:
@@ -47,16 +48,11 @@ class SweepView:
         return _Frame(self.sweep, self._png)
 
     def _render_png(self) -> str:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from synth_lab.plots import figure, figure_png, plot_runs
 
-        fig = Figure(figsize=(6.5, 3.2), dpi=90)
-        FigureCanvasAgg(fig)
-        draw_curves(self.sweep.runs, fig.add_subplot(1, 1, 1), (TRAIN_LOSS, VAL_LOSS))
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return base64.b64encode(buffer.getvalue()).decode("ascii")
+        fig = figure(6.5, 3.2)
+        plot_runs(self.sweep.runs, fig.add_subplot(1, 1, 1), (TRAIN_LOSS, VAL_LOSS))
+        return base64.b64encode(figure_png(fig)).decode("ascii")
 
 
 class _Frame:
@@ -74,4 +70,4 @@ class _Frame:
         return self.text
 
     def _repr_mimebundle_(self, **_: Any) -> dict[str, str]:
-        return {"text/plain": self.text, "text/html": self.html}
+        return {"text/plain": self.text, "text/html": no_math(self.html)}

@@ -4,8 +4,8 @@
 >>> result = run("sft.toml", "train.jsonl", output_dir="runs/demo", max_steps=20)  # doctest: +SKIP
 >>> result.plot(); result.generate("Hello!")                                      # doctest: +SKIP
 
-Names are imported on first use, so ``synth_lab.train.metrics`` and ``synth_lab.train.plot``
-(which a metrics server reuses) load without torch.
+Names are imported on first use, so ``synth_lab.train.metrics`` (which a metrics server reuses)
+and ``plot_losses`` (from :mod:`synth_lab.plots`) load without torch.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from synth_lab._lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from synth_lab.plots import plot_losses
     from synth_lab.train.api import run
     from synth_lab.train.live import LiveView, TextLogger
     from synth_lab.train.metrics import (
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
         MetricPoint,
         RunInfo,
     )
-    from synth_lab.train.plot import plot_losses
     from synth_lab.train.result import TrainResult
 
 _EXPORTS = {
@@ -34,7 +34,7 @@ _EXPORTS = {
     "TrainResult": "synth_lab.train.result",
     "LiveView": "synth_lab.train.live",
     "TextLogger": "synth_lab.train.live",
-    "plot_losses": "synth_lab.train.plot",
+    "plot_losses": "synth_lab.plots",
     "BaseLogger": "synth_lab.train.metrics",
     "CallbackLogger": "synth_lab.train.metrics",
     "JSONLLogger": "synth_lab.train.metrics",

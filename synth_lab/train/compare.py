@@ -8,12 +8,13 @@ two columns comes from the weights alone. :func:`compare_models` takes any two m
 from __future__ import annotations
 
 import difflib
-import html
 import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from synth_lab._html import escape, no_math
 
 Prompt = str | list[dict[str, Any]]
 
@@ -63,26 +64,26 @@ class Comparison:
         return "\n".join(lines)
 
     def _repr_mimebundle_(self, **_: Any) -> dict[str, Any]:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in ("prompt", *self.labels))
+        head = "".join(f"<th>{escape(h)}</th>" for h in ("prompt", *self.labels))
         rows = []
         for prompt, b, a, changed in zip(
             self.prompts, self.before, self.after, self.changed, strict=True
         ):
             shade = " style='background:rgba(255,200,0,0.08)'" if changed else ""
             rows.append(
-                f"<tr{shade}><td>{html.escape(_prompt_text(prompt))}</td>"
+                f"<tr{shade}><td>{escape(_prompt_text(prompt))}</td>"
                 f"<td>{_marked(a, b, 'del')}</td><td>{_marked(b, a, 'ins')}</td></tr>"
             )
         title = f"{sum(self.changed)} of {len(self.prompts)} replies changed"
         body = (
-            "<div class='sl-card'><b>" + html.escape(title) + "</b>"
+            "<div class='sl-card'><b>" + escape(title) + "</b>"
             "<table style='border-collapse:collapse;table-layout:fixed;width:100%'>"
             f"<tr style='text-align:left'>{head}</tr>{''.join(rows)}</table>"
             "<small>Words only in the base reply are struck through; words only in the "
             "finetuned reply are underlined.</small></div>"
         )
         body = body.replace("<td>", "<td style='text-align:left;vertical-align:top'>")
-        return {"text/plain": repr(self), "text/html": body}
+        return {"text/plain": repr(self), "text/html": no_math(body)}
 
 
 def _prompt_text(prompt: Prompt) -> str:
@@ -98,7 +99,7 @@ def _marked(other: str, text: str, tag: str) -> str:
     out: list[str] = []
     matcher = difflib.SequenceMatcher(a=theirs, b=mine, autojunk=False)
     for op, _, _, j1, j2 in matcher.get_opcodes():
-        words = html.escape(" ".join(mine[j1:j2]))
+        words = escape(" ".join(mine[j1:j2]))
         if not words:
             continue
         out.append(words if op == "equal" else f"<{tag}>{words}</{tag}>")

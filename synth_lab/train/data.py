@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from synth_lab.data.chat import IGNORE_INDEX, encode_chats
-from synth_lab.errors import DatasetError
+from synth_lab.errors import DatasetError, format_problems
 
 _CHUNK = 512  # records per tokenizer call: bounds memory, keeps batch tokenisation fast
 
@@ -129,12 +129,9 @@ def load_records(dataset: Any, *, what: str = "training") -> list[Mapping[str, A
     errors = [p for p in ds.problem_list() if p.severity == "error"]
     if errors:
         where = f" ({ds.path})" if ds.path else ""
-        shown = "\n".join(
-            f"  {'' if p.line is None else f'line {p.line}: '}{p.message}" for p in errors[:5]
-        )
-        more = f"\n  … and {len(errors) - 5} more" if len(errors) > 5 else ""
         raise DatasetError(
-            f"the {what} dataset{where} has {len(errors)} invalid record(s):\n{shown}{more}",
+            f"the {what} dataset{where} has {len(errors)} invalid record(s):\n"
+            + format_problems(errors, limit=5),
             hint="run `synth-lab data lint FILE` to see every problem, or Dataset.drop_invalid()",
             problems=errors,
         )

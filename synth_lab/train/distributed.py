@@ -22,6 +22,9 @@ import torch.distributed as dist
 
 from synth_lab.errors import MissingDependencyError, TrainingError
 
+Factory = Callable[[Any], Any]
+"""Builds the optimizer over a model's parameters, or the LR scheduler over an optimizer."""
+
 
 @dataclass(frozen=True, slots=True)
 class DistEnv:
@@ -222,22 +225,24 @@ class Strategy:
         self.scheduler: Any = None
 
     def setup(
-        self,
-        model: Any,
-        make_optimizer: Callable[[Any], Any],
-        make_scheduler: Callable[[Any], Any],
+        self, model: Any, make_optimizer: Factory, make_scheduler: Factory
     ) -> tuple[Any, Any, Any]:
-        """Wrap ``model``; build the optimizer over the wrapped parameters and the LR
-        scheduler over the optimizer; returns all three."""
+        """Wrap ``model`` (:meth:`wrap`); build the optimizer over the wrapped parameters and
+        the LR scheduler over the optimizer; returns all three."""
+        self.model = self.wrap(model)
+        self.optimizer = make_optimizer(self.model)
+        self.scheduler = make_scheduler(self.optimizer)
+        return self.model, self.optimizer, self.scheduler
+
+    def wrap(self, model: Any) -> Any:
+        """The model as this strategy trains it: under DDP when there are several processes."""
         if self.env.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
             self.name = "DDP"
             ids = [self.env.device.index] if self.env.device.type == "cuda" else None
             model = DistributedDataParallel(model, device_ids=ids)
-        self.model, self.optimizer = model, make_optimizer(model)
-        self.scheduler = make_scheduler(self.optimizer)
-        return self.model, self.optimizer, self.scheduler
+        return model
 
     @property
     def bare(self) -> Any:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +49,7 @@ def quantized_parameters(model: Any) -> set[Any]:
 class FSDPStrategy(Strategy):
     """FSDP2 over the transformer blocks and the root, with a mixed-precision policy."""
 
-    def setup(
-        self,
-        model: Any,
-        make_optimizer: Callable[[Any], Any],
-        make_scheduler: Callable[[Any], Any],
-    ) -> tuple[Any, Any, Any]:
+    def wrap(self, model: Any) -> Any:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
         par = self.config.parallelism
@@ -91,9 +85,7 @@ class FSDPStrategy(Strategy):
             from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
 
             self.scaler = ShardedGradScaler(self.env.device.type)
-        self.model, self.optimizer = model, make_optimizer(model)
-        self.scheduler = make_scheduler(self.optimizer)
-        return self.model, self.optimizer, self.scheduler
+        return model
 
     def _fill_from_rank0(self, model: Any, full: dict[str, Any]) -> None:
         """Give every rank its shards of rank 0's weights, and rank 0's buffers."""

@@ -10,18 +10,15 @@ training time.
 from __future__ import annotations
 
 import base64
-import html
-import io
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from synth_lab._html import escape, no_math
 from synth_lab.status import Status, render
 from synth_lab.train.metrics import (
-    TRAIN_GRAD_NORM,
     TRAIN_LOSS,
-    TRAIN_LR,
     TRAIN_TOKENS_PER_SECOND,
     VAL_LOSS,
     BaseLogger,
@@ -116,14 +113,14 @@ class _Frame:
         )
         img = f"<img src='data:image/png;base64,{self.png}'/>" if self.png else ""
         style = "font-family:monospace;white-space:pre-wrap;margin-top:4px"
-        note = f"<div style='{style}'>{html.escape(self.note)}</div>" if self.note else ""
+        note = f"<div style='{style}'>{escape(self.note)}</div>" if self.note else ""
         body = (
-            f"<div><div style='font-weight:600'>{html.escape(self.title)}</div>"
-            f"<div style='font-family:monospace'>{html.escape(self.line)}</div>{bar}{note}{img}"
+            f"<div><div style='font-weight:600'>{escape(self.title)}</div>"
+            f"<div style='font-family:monospace'>{escape(self.line)}</div>{bar}{note}{img}"
             "</div>"
         )
         text = f"{self.line}\n{self.note}" if self.note else self.line
-        return {"text/plain": text, "text/html": body}
+        return {"text/plain": text, "text/html": no_math(body)}
 
 
 class _View(BaseLogger):
@@ -203,28 +200,10 @@ class LiveView(_View):
         self._draw(force=True)
 
     def _render_png(self) -> str | None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from synth_lab.plots import loss_png
 
-        from synth_lab.train.plot import plot_losses, plot_schedule
-
-        names = {p.name for p in self.progress.points}
-        if not names & {TRAIN_LOSS, VAL_LOSS}:
-            return None  # no axes until there is something to draw on them
-        schedule = bool(names & {TRAIN_LR, TRAIN_GRAD_NORM})
-        fig = Figure(figsize=(6, 4.4 if schedule else 3), dpi=90)
-        FigureCanvasAgg(fig)
-        if schedule:
-            top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2.2, 1]})
-            plot_losses(self.progress.points, ax=top)
-            top.set_xlabel("")
-            plot_schedule(self.progress.points, ax=bottom)
-        else:
-            plot_losses(self.progress.points, ax=fig.add_subplot(1, 1, 1))
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return base64.b64encode(buffer.getvalue()).decode("ascii")
+        png = loss_png(self.progress.points, schedule=True)
+        return None if png is None else base64.b64encode(png).decode("ascii")
 
     def frame(self) -> _Frame:
         """The current rendering (what the display handle shows)."""

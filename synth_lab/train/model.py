@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from synth_lab.errors import MissingDependencyError, TrainingError
+from synth_lab.models import load_tokenizer
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -105,21 +106,6 @@ def resolve_model_path(model_id: str) -> str:
         ) from cached_exc
 
 
-def load_tokenizer(path: str) -> Any:
-    """The tokenizer of a model folder, with a pad token (the EOS token if it has none)."""
-    from synth_lab.data.chat import load_tokenizer as load
-
-    tokenizer = load(path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not getattr(tokenizer, "chat_template", None):
-        raise TrainingError(
-            f"the tokenizer in {path} has no chat template",
-            hint="use an instruct/chat model, or add a chat_template to tokenizer_config.json",
-        )
-    return tokenizer
-
-
 def attention_implementation(device: torch.device, model_config: Any) -> str:
     """How packed conversations are kept apart.
 
@@ -201,10 +187,10 @@ def load_model(
 
     mode = config.train_mode
     base_path = resolve_model_path(config.job.model)
-    tokenizer = load_tokenizer(str(weights_from) if weights_from else base_path)
+    source = str(weights_from) if weights_from else base_path
+    tokenizer = load_tokenizer(source, for_training=True)
     from transformers import AutoConfig
 
-    source = str(weights_from) if weights_from else base_path
     attention = attention_implementation(device, AutoConfig.from_pretrained(source))
     kwargs: dict[str, Any] = {"attn_implementation": attention}
     if mode == "qlora":

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from synth_lab._html import escape, no_math
 from synth_lab.status import Status
 from synth_lab.train.metrics import EVAL_SCORE, TRAIN_LOSS, VAL_LOSS, MetricPoint, points_frame
 
@@ -89,7 +89,7 @@ class TrainResult:
 
     def plot(self, ax: Any = None) -> Any:
         """Train and validation loss against the step; returns the axes."""
-        from synth_lab.train.plot import plot_losses
+        from synth_lab.plots import plot_losses
 
         return plot_losses(self.points, ax=ax, title=f"{self.summary.get('model', '')}".strip())
 
@@ -169,10 +169,10 @@ class TrainResult:
             ("model folder", self.model_dir),
         ]
         cells = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
-            f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+            f"<tr><th style='text-align:left'>{escape(str(k))}</th>"
+            f"<td style='text-align:left'>{escape(str(v))}</td></tr>"
             for k, v in rows
         )
-        body = f"<div><b>{html.escape(self._headline())}</b><table>{cells}</table></div>"
+        body = f"<div><b>{escape(self._headline())}</b><table>{cells}</table></div>"
         # HTML only (JupyterLab would render application/json as a tree); data: .to_dict().
-        return {"text/plain": repr(self), "text/html": body}
+        return {"text/plain": repr(self), "text/html": no_math(body)}

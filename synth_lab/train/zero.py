@@ -4,25 +4,22 @@ accumulation, clipping and the optimizer step."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from synth_lab.config.model import DEFAULT_ZERO_STAGE
-from synth_lab.train.distributed import Strategy
+from synth_lab.train.distributed import Factory, Strategy
 
 
 class DeepSpeedStrategy(Strategy):
     """DeepSpeed ZeRO (stage from ``deepspeed_stage``)."""
 
     def setup(
-        self,
-        model: Any,
-        make_optimizer: Callable[[Any], Any],
-        make_scheduler: Callable[[Any], Any],
+        self, model: Any, make_optimizer: Factory, make_scheduler: Factory
     ) -> tuple[Any, Any, Any]:
+        # The engine builds the optimizer and the schedule itself, so the whole setup is its.
         import deepspeed
 
         par = self.config.parallelism

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable
 from typing import Any
 
 import ipywidgets as w
+
+from synth_lab._html import escape
 
 
 class WidgetView:
@@ -37,13 +38,13 @@ def problems_html(rows: Iterable[tuple[str, str, str]], *, title: str = "Problem
         The HTML fragment.
     """
     body = "".join(
-        f"<tr><td><code>{html.escape(where)}</code></td><td>{html.escape(message)}</td>"
-        f"<td>{html.escape(hint)}</td></tr>"
+        f"<tr><td><code>{escape(where)}</code></td><td>{escape(message)}</td>"
+        f"<td>{escape(hint)}</td></tr>"
         for where, message, hint in rows
     )
     if not body:
         return ""
     return (
-        f'<div style="color:#a00"><b>{html.escape(title)}</b>'
+        f'<div style="color:#a00"><b>{escape(title)}</b>'
         f"<table><tr><th>where</th><th>problem</th><th>what to do</th></tr>{body}</table></div>"
     )

@@ -10,12 +10,12 @@ never hold a config that does not validate. Under the form: the problems of the 
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w
 
+from synth_lab._html import escape
 from synth_lab.config import SFTConfig
 from synth_lab.errors import ConfigError, Problem, SynthLabError
 from synth_lab.widgets._base import WidgetView, problems_html
@@ -170,8 +170,8 @@ class ConfigEditor(WidgetView):
 
     def dry_run(self, **kwargs: Any) -> Any:
         """Dry-run :attr:`config` for the Train button's target (``[job].data`` is the
-        training file); keyword arguments go to :func:`synth_lab.dryrun.dry_run`."""
-        from synth_lab.dryrun import dry_run
+        training file); keyword arguments go to :func:`synth_lab.job.dryrun.dry_run`."""
+        from synth_lab.job.dryrun import dry_run
 
         return dry_run(self._config, local=self.target.value == "local", **kwargs)
 
@@ -202,7 +202,7 @@ class ConfigEditor(WidgetView):
                 result = action()
             except SynthLabError as exc:
                 self.result = exc
-                message = html.escape(str(exc))
+                message = escape(str(exc))
                 display(HTML(f"<pre style='color:#b00020;white-space:pre-wrap'>{message}</pre>"))
                 return
             self.result = result
@@ -244,9 +244,7 @@ class ConfigEditor(WidgetView):
         self.problems_view.value = problems_html(
             (p.location(), p.message, p.hint) for p in self.problems
         )
-        self.toml_preview.value = (
-            f'<pre style="margin:0">{html.escape(self._config.to_toml())}</pre>'
-        )
+        self.toml_preview.value = f'<pre style="margin:0">{escape(self._config.to_toml())}</pre>'
 
 
 def _as_html(result: Any) -> dict[str, Any]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 import json
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
+from synth_lab._html import escape, escape_rendered
 from synth_lab.errors import SynthLabError
 from synth_lab.widgets._base import WidgetView
 
@@ -30,7 +30,7 @@ def raw_record_html(record: Any) -> str:
     messages = record.get("messages") if isinstance(record, dict) else None
     if not isinstance(messages, list):
         text = json.dumps(record, ensure_ascii=False, indent=2, default=str)
-        return f'<pre style="white-space:pre-wrap">{html.escape(text)}</pre>'
+        return f'<pre style="white-space:pre-wrap">{escape(text)}</pre>'
     blocks = []
     for message in messages:
         if isinstance(message, dict):
@@ -41,8 +41,8 @@ def raw_record_html(record: Any) -> str:
         else:
             role, content = "?", json.dumps(message, ensure_ascii=False, default=str)
         blocks.append(
-            f"<div><b>{html.escape(role)}</b>"
-            f'<pre style="white-space:pre-wrap;margin:0 0 6px 0">{html.escape(content)}</pre></div>'
+            f"<div><b>{escape(role)}</b>"
+            f'<pre style="white-space:pre-wrap;margin:0 0 6px 0">{escape(content)}</pre></div>'
         )
     return "".join(blocks)
 
@@ -117,7 +117,7 @@ class DatasetExplorer(WidgetView):
         )
         if self.dataset.path:
             text += f" from {self.dataset.path}"
-        return f"<b>Dataset</b>: {html.escape(text)}"
+        return f"<b>Dataset</b>: {escape(text)}"
 
     # -- events -------------------------------------------------------------------------------
 
@@ -147,10 +147,10 @@ class DatasetExplorer(WidgetView):
         start = self.page.value * self.page_size
         rows = self._df.iloc[start : start + self.page_size]
         shown = f"records {start}–{start + len(rows) - 1} of {len(self._df):,}" if len(rows) else ""
-        table = rows.to_html(escape=True, border=0)
+        table = escape_rendered(rows.to_html(escape=True, border=0))
         marker = f"<tr>\n      <th>{self.record.value}</th>"
         selected = f'<tr style="background:#fff3c4">\n      <th>{self.record.value}</th>'
-        self.table.value = f"<p>{html.escape(shown)}</p>{table.replace(marker, selected, 1)}"
+        self.table.value = f"<p>{escape(shown)}</p>{table.replace(marker, selected, 1)}"
 
     def visible_problems(self) -> Any:
         """The problems table under the current severity filter (a ``DataFrame``)."""
@@ -165,7 +165,9 @@ class DatasetExplorer(WidgetView):
             return
         more = len(problems) - PROBLEM_ROWS
         tail = f"<p>… {more:,} more</p>" if more > 0 else ""
-        table = problems.head(PROBLEM_ROWS).to_html(escape=True, border=0, index=False)
+        table = escape_rendered(
+            problems.head(PROBLEM_ROWS).to_html(escape=True, border=0, index=False)
+        )
         self.problems_view.value = table + tail
 
     def _draw_preview(self) -> None:
@@ -179,7 +181,7 @@ class DatasetExplorer(WidgetView):
             try:
                 rendered = self.dataset.preview(index, self.tokenizer)._repr_html_()
             except SynthLabError as exc:
-                note = html.escape(f"cannot render it with the chat template: {exc.message}")
+                note = escape(f"cannot render it with the chat template: {exc.message}")
                 rendered = f'<p style="color:#a00">{note}</p>'
                 rendered += raw_record_html(self.dataset[index])
         else:

@@ -9,7 +9,6 @@ dropdowns; lists (``target_modules``) are tag inputs.
 
 from __future__ import annotations
 
-import html
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from synth_lab._html import escape
 from synth_lab.config import SFTConfig, schema
 from synth_lab.errors import Problem
 
@@ -176,7 +176,7 @@ def labelled(spec: FieldSpec, widget: w.Widget) -> w.Widget:
         return widget
     name = spec.path.rsplit(".", 1)[-1]
     label = w.HTML(
-        f"<span title='{html.escape(spec.description, quote=True)}'>{html.escape(name)}</span>",
+        f"<span title='{escape(spec.description)}'>{escape(name)}</span>",
         layout=w.Layout(width="184px"),
     )
     return w.HBox([label, widget], layout=w.Layout(width="640px"))

@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-import html
-import io
 import threading
 from datetime import datetime
 from typing import Any
 
 import ipywidgets as w
 
+from synth_lab._html import escape
 from synth_lab.errors import SynthLabError
+from synth_lab.plots import loss_png
 from synth_lab.status import render
 from synth_lab.train.metrics import TRAIN_LOSS, VAL_LOSS
 from synth_lab.widgets._base import WidgetView
-
-
-def loss_png(points: Any, *, title: str | None = None) -> bytes:
-    """The loss plot of metric points as PNG bytes (Agg canvas; no pyplot state is touched).
-
-    Args:
-        points: What :func:`synth_lab.train.plot.plot_losses` takes.
-        title: Optional title.
-
-    Returns:
-        The PNG image.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from synth_lab.train.plot import plot_losses
-
-    fig = Figure(figsize=(6, 3), dpi=90)
-    FigureCanvasAgg(fig)
-    plot_losses(points, ax=fig.add_subplot(1, 1, 1), title=title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def _rows(points: Any) -> list[dict[str, Any]]:
@@ -207,12 +183,12 @@ class JobMonitor(WidgetView):
         # the status's colour, as the live view's bar and the sweep table show it
         color = render(self.job.status).color
         dot = f'<span style="color:{color}">&#9679;</span>'
-        text = f"<b>{dot} {html.escape(self.status_text())}</b>"
+        text = f"<b>{dot} {escape(self.status_text())}</b>"
         if self.error:
-            text += f'<br><span style="color:#a00">{html.escape(self.error)}</span>'
+            text += f'<br><span style="color:#a00">{escape(self.error)}</span>'
         self.status.value = text
-        points = list(self.job.points)
-        if any(r.get("name") in (TRAIN_LOSS, VAL_LOSS) for r in _rows(points)):
-            self.image.value = loss_png(points)
+        png = loss_png(self.job.points)
+        if png is not None:
+            self.image.value = png
             self.image.layout.display = None
         self.cancel_button.disabled = self.done

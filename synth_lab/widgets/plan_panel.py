@@ -6,11 +6,11 @@ The :class:`~synth_lab.widgets.ConfigEditor` shows one under its form and calls
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
+from synth_lab._html import escape
 from synth_lab.errors import SynthLabError
 from synth_lab.widgets._base import WidgetView
 
@@ -54,4 +54,4 @@ class PlanPanel(WidgetView):
         if self.plan is not None:
             self.view.value = self.plan.html()
         else:
-            self.view.value = f"<p>Not available: {html.escape(self.error or '')}</p>"
+            self.view.value = f"<p>Not available: {escape(self.error or '')}</p>"

@@ -3,18 +3,33 @@
 synth-ai's CLI puts the validation file in ``metadata.effective_config.data.validation_files``;
 its Python SDK sends a top-level ``validation_file``, ``suffix`` and ``integrations``
 (``docs/contract/learning-api.md`` section 2). This module reads both, refuses what neither
-sends, and lists what is accepted but not acted on (each becomes a warning event on the job).
+sends, reads the step budget either form gives (``n_epochs``, or the SDK's ``total_steps`` and
+its spellings), and lists what is accepted but not acted on (each becomes a warning event on the
+job). Refusals are :class:`~synth_lab.server.errors.RequestError` 400s naming the field.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from synth_lab.config.checks import suggest
 from synth_lab.config.schema import HyperparametersSection
-from synth_lab.server.jobspec import STEP_KEYS, VALIDATION_KEYS, StepBudget, bad
+from synth_lab.server.errors import bad
+
+STEP_KEYS = ("total_steps", "train_steps", "steps")
+"""The SDK's spellings of an optimizer-step budget (they govern over ``n_epochs``)."""
+
+VALIDATION_KEYS = (
+    "evaluation_strategy",
+    "eval_steps",
+    "save_best_model_at_end",
+    "metric_for_best_model",
+    "greater_is_better",
+)
+"""``[training.validation]`` settings, which the CLI form sends inside ``hyperparameters``."""
 
 TOP_LEVEL_KEYS = (
     "model",
@@ -30,6 +45,68 @@ TOP_LEVEL_KEYS = (
 
 
 SUFFIX_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class StepBudget:
+    """How many optimizer steps a job runs, and which hyperparameter says so.
+
+    Attributes:
+        governed_by: ``"n_epochs"``, or the step key that sets the budget (``total_steps``,
+            ``train_steps`` or ``steps``).
+        n_epochs: Passes over the data (used only when ``governed_by`` is ``"n_epochs"``).
+        max_steps: The exact step budget, or ``None`` when ``n_epochs`` governs.
+    """
+
+    governed_by: str
+    n_epochs: int
+    max_steps: int | None = None
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps the job runs when an epoch is ``steps_per_epoch`` steps."""
+        return self.max_steps if self.max_steps is not None else steps_per_epoch * self.n_epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "governed_by": self.governed_by,
+            "n_epochs": self.n_epochs,
+            "total_steps": self.max_steps,
+        }
+
+
+def step_budget(hyper: Mapping[str, Any]) -> StepBudget:
+    """The step budget of a payload's ``hyperparameters`` (either client's form).
+
+    A step key (``total_steps``, ``train_steps``, ``steps``) is an exact optimizer-step budget
+    and governs over ``n_epochs``; several step keys must agree. Without one, ``n_epochs``
+    (default 1) passes over the training data set the number of steps.
+
+    Raises:
+        RequestError: 400 ``invalid_payload`` naming the field: not a positive integer, or
+            step keys that disagree.
+    """
+    for key in ("n_epochs", *STEP_KEYS):
+        value = hyper.get(key)
+        if key in hyper and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise bad(
+                "invalid_payload",
+                f"hyperparameters.{key} must be a positive integer, got {value!r}",
+                field=f"hyperparameters.{key}",
+            )
+    n_epochs = int(hyper.get("n_epochs", 1))
+    given = {key: int(hyper[key]) for key in STEP_KEYS if key in hyper}
+    if len(set(given.values())) > 1:
+        shown = ", ".join(f"{k}={v}" for k, v in given.items())
+        raise bad(
+            "invalid_payload",
+            f"the step budget is given twice and disagrees ({shown})",
+            hint="send one of total_steps, train_steps, steps",
+            fields=[f"hyperparameters.{k}" for k in given],
+        )
+    if not given:
+        return StepBudget("n_epochs", n_epochs)
+    key, steps = next(iter(given.items()))
+    return StepBudget(key, n_epochs, steps)
 
 
 def with_request_keys(problem: dict[str, Any]) -> dict[str, Any]:

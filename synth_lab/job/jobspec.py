@@ -18,106 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synth_lab.errors import ConfigError
-
-STEP_KEYS = ("total_steps", "train_steps", "steps")
-"""The SDK's spellings of an optimizer-step budget (they govern over ``n_epochs``)."""
-
-VALIDATION_KEYS = (
-    "evaluation_strategy",
-    "eval_steps",
-    "save_best_model_at_end",
-    "metric_for_best_model",
-    "greater_is_better",
+from synth_lab.config import SFTConfig
+from synth_lab.errors import ConfigError, TrainingError
+from synth_lab.job.requestform import (
+    STEP_KEYS,
+    VALIDATION_KEYS,
+    StepBudget,
+    check_top_level_keys,
+    ignored_fields,
+    model_suffix,
+    step_budget,
+    validation_file_id,
+    with_request_keys,
 )
-
-
-class RequestError(Exception):
-    """A request the server refuses: HTTP status, machine code, message and extras."""
-
-    def __init__(
-        self, status: int, code: str, message: str, *, hint: str = "", **extra: Any
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.hint = hint
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        detail: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.hint:
-            detail["hint"] = self.hint
-        detail.update(self.extra)
-        return {"detail": detail, "code": self.code, "message": self.message}
-
-
-def bad(code: str, message: str, **extra: Any) -> RequestError:
-    """A 400 with ``code``."""
-    return RequestError(400, code, message, **extra)
-
-
-@dataclass(frozen=True)
-class StepBudget:
-    """How many optimizer steps a job runs, and which hyperparameter says so.
-
-    Attributes:
-        governed_by: ``"n_epochs"``, or the step key that sets the budget (``total_steps``,
-            ``train_steps`` or ``steps``).
-        n_epochs: Passes over the data (used only when ``governed_by`` is ``"n_epochs"``).
-        max_steps: The exact step budget, or ``None`` when ``n_epochs`` governs.
-    """
-
-    governed_by: str
-    n_epochs: int
-    max_steps: int | None = None
-
-    def total_steps(self, steps_per_epoch: int) -> int:
-        """Optimizer steps the job runs when an epoch is ``steps_per_epoch`` steps."""
-        return self.max_steps if self.max_steps is not None else steps_per_epoch * self.n_epochs
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "governed_by": self.governed_by,
-            "n_epochs": self.n_epochs,
-            "total_steps": self.max_steps,
-        }
-
-
-def step_budget(hyper: Mapping[str, Any]) -> StepBudget:
-    """The step budget of a payload's ``hyperparameters`` (either client's form).
-
-    A step key (``total_steps``, ``train_steps``, ``steps``) is an exact optimizer-step budget
-    and governs over ``n_epochs``; several step keys must agree. Without one, ``n_epochs``
-    (default 1) passes over the training data set the number of steps.
-
-    Raises:
-        RequestError: 400 ``invalid_payload`` naming the field: not a positive integer, or
-            step keys that disagree.
-    """
-    for key in ("n_epochs", *STEP_KEYS):
-        value = hyper.get(key)
-        if key in hyper and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise bad(
-                "invalid_payload",
-                f"hyperparameters.{key} must be a positive integer, got {value!r}",
-                field=f"hyperparameters.{key}",
-            )
-    n_epochs = int(hyper.get("n_epochs", 1))
-    given = {key: int(hyper[key]) for key in STEP_KEYS if key in hyper}
-    if len(set(given.values())) > 1:
-        shown = ", ".join(f"{k}={v}" for k, v in given.items())
-        raise bad(
-            "invalid_payload",
-            f"the step budget is given twice and disagrees ({shown})",
-            hint="send one of total_steps, train_steps, steps",
-            fields=[f"hyperparameters.{k}" for k in given],
-        )
-    if not given:
-        return StepBudget("n_epochs", n_epochs)
-    key, steps = next(iter(given.items()))
-    return StepBudget(key, n_epochs, steps)
+from synth_lab.models import SMOLLM2_ID, TINY_CHAT_ID, find_gguf
+from synth_lab.server.errors import RequestError, bad
+from synth_lab.server.limits import check_job, over_limit
 
 
 @dataclass
@@ -155,9 +71,6 @@ def available_gpus(env: Mapping[str, str] | None = None) -> int:
 
 def model_available(model: str) -> bool:
     """Whether ``model`` can be loaded here without a download."""
-    from synth_lab.errors import TrainingError
-    from synth_lab.models import SMOLLM2_ID, TINY_CHAT_ID, find_gguf
-
     if model == TINY_CHAT_ID:
         return True
     if model == SMOLLM2_ID:
@@ -211,14 +124,6 @@ def plan_job(
             ``missing_gpu_type``, ``file_not_found``, ``file_not_ready``, ``file_invalid``,
             ``model_not_available``, ``insufficient_resources``, ``limit_exceeded``).
     """
-    from synth_lab.server.requestform import (
-        check_top_level_keys,
-        ignored_fields,
-        model_suffix,
-        validation_file_id,
-        with_request_keys,
-    )
-
     if not isinstance(payload, dict):
         raise bad("invalid_payload", "the body must be a JSON object")
     check_top_level_keys(payload)
@@ -275,8 +180,6 @@ def plan_job(
         )
     requested = count
     if limits is not None and requested > limits.max_gpus:
-        from synth_lab.server.limits import over_limit
-
         raise over_limit("max_gpus", "compute.gpu_count", requested, limits.max_gpus, "GPUs")
     notes: list[dict[str, Any]] = []
     use = requested
@@ -303,8 +206,6 @@ def plan_job(
     hyper = {k: v for k, v in hyper.items() if k not in STEP_KEYS}
     config = _config_dict(local_model, hyper, effective, compute, requested, max(use, 1))
     try:
-        from synth_lab.config import SFTConfig
-
         checked = SFTConfig.from_dict(config)
     except ConfigError as exc:
         raise bad(
@@ -319,8 +220,6 @@ def plan_job(
         if p.code == "unknown_key"
     ]
     if limits is not None:
-        from synth_lab.server.limits import check_job
-
         records = int((file_status(train_id) or {}).get("records") or 0)
         check_job(checked, records, requested, limits, budget)
     return JobPlan(
@@ -379,12 +278,14 @@ def _config_dict(
     if used != requested:
         # Keep the effective (global) batch: what fewer devices lose in parallelism they make
         # up in gradient accumulation.
-        accum = int(hp.get("gradient_accumulation_steps") or 1)
-        hp["gradient_accumulation_steps"] = math.ceil(accum * requested / used)
         if "global_batch" in hp and "per_device_batch" in hp:
-            hp["global_batch"] = (
-                int(hp["per_device_batch"]) * hp["gradient_accumulation_steps"] * used
-            )
+            # Both sizes are given and stay; the accumulation follows from them on `used`
+            # devices (rewriting global_batch instead changed it whenever the accumulation
+            # had been derived rather than written).
+            hp.pop("gradient_accumulation_steps", None)
+        else:
+            accum = int(hp.get("gradient_accumulation_steps") or 1)
+            hp["gradient_accumulation_steps"] = math.ceil(accum * requested / used)
         compute = {**compute, "gpu_count": used, "nodes": 1}
     config: dict[str, Any] = {
         "job": {"model": model},
