@@ -93,7 +93,12 @@ def test_real_model_notebook(tmp_path: Path) -> None:
     assert html.stat().st_size > 10_000
     assert not [c for c in code if any(o["output_type"] == "error" for o in c.outputs)]
     assert "France? -> The capital of France is Paris." in by_source["base = load_base(SMOLLM2_ID)"]
-    scores = by_source["for run in sweep.runs:"]
+    scores = by_source["def val_losses(run):"]
     assert scores.count("eval.score") == 2 and "best run:" in scores
+    # The lesson the text draws: at 5e-3 validation loss rises after its low at step 6, and
+    # the numbers pick the 2e-3 run.
+    hot_line = next(line for line in scores.splitlines() if "learning_rate=0.005" in line)
+    first, last = (float(v.split(" ")[0]) for v in hot_line.split("val.loss ")[1].split(" -> "))
+    assert last > first and scores.strip().endswith("learning_rate=0.002")
     before_after = by_source["gentle, hot = (run.result for run in sweep.runs)"]
     assert "replies changed" in before_after and "Arr!" in before_after  # the persona was learned

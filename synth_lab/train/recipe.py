@@ -118,7 +118,8 @@ class Recipe:
         self.precision = choose_precision(config.precision, env.device)
         adapter = mode in ("lora", "qlora")
         # Under FSDP only rank 0 reads the weights (into host memory); the others build the model
-        # on the meta device and receive their shards from rank 0 once it is sharded.
+        # on the meta device and receive their shards from rank 0 once it is sharded. (QLoRA:
+        # every rank loads and quantizes its own copy; the 4-bit weights are never sharded.)
         shard_on_load = bool(config.parallelism.fsdp) and env.distributed and mode != "qlora"
         self.model, self.tokenizer = load_model(
             config,
