@@ -9,7 +9,7 @@ only (no padding), from the end of the warm-up steps to the last step.
 TRL is not a synth-lab dependency: install ``trl`` and ``datasets`` where this runs (for
 example ``pip install trl datasets`` in a scratch environment); without them the TRL rows say so.
 
-    python benchmarks/train_smollm2.py            # the table (about 5 minutes on 2 idle cores)
+    python benchmarks/train_smollm2.py            # the table (about 12 minutes on 2 idle cores)
     python benchmarks/train_smollm2.py --smoke    # a few steps each, to check it runs
 """
 
