@@ -20,6 +20,7 @@ import pytest
 from conftest import GOLDEN, chat, write_jsonl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from job_events import wait_event, wait_terminal
 from server_doubles import FAKE, FakeServer
 
 from synth_lab.server.process import ServerProcess
@@ -65,16 +66,6 @@ def payload(train_id: str, **changes: Any) -> dict[str, Any]:
     body["training_file_id"] = train_id
     body.update(changes)
     return body
-
-
-def wait_terminal(client: httpx.Client, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        doc = client.get(f"/learning/jobs/{job_id}").json()
-        if doc["status"] in TERMINAL:
-            return doc
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish: {doc}")
 
 
 def ready_file(server: ServerProcess, tmp_path: Path, records: int = 10) -> str:
@@ -225,11 +216,7 @@ def test_cancel_stops_a_running_job(server: ServerProcess, tmp_path: Path) -> No
     with http(server) as client:
         job_id = client.post("/learning/jobs", json=payload(file_id)).json()["id"]
         client.post(f"/learning/jobs/{job_id}/start", json={})
-        for _ in range(300):
-            events = client.get(f"/learning/jobs/{job_id}/events").json()["events"]
-            if any(e["type"] == "sft.progress" for e in events):
-                break
-            time.sleep(0.05)
+        wait_event(client, job_id, "sft.progress")
         cancelled = client.post(f"/learning/jobs/{job_id}/cancel")
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
         for _ in range(200):

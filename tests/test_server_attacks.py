@@ -7,7 +7,6 @@ file names or paths, not even whether something exists.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import chat, write_jsonl
+from job_events import wait_terminal
 from server_doubles import FINAL, FakeServer
 
 from synth_lab.server.process import ServerProcess
@@ -24,7 +24,6 @@ ALICE, BOB, CAROL = (
     "sk-bob-0123456789abcdef00",
     "sk-carol-0123456789abcd",
 )
-TERMINAL = {"succeeded", "failed", "cancelled"}
 FILE_PART = b'--B\r\nContent-Disposition: form-data; name="file"; filename="t.jsonl"\r\n\r\n'
 RECORD = b'{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}\n'
 
@@ -78,13 +77,7 @@ def run_job(server: ServerProcess, key: str, body: dict[str, Any]) -> dict[str, 
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
         client.post(f"/learning/jobs/{job_id}/start", json={})
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            doc = client.get(f"/learning/jobs/{job_id}").json()
-            if doc["status"] in TERMINAL:
-                return dict(doc)
-            time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
+        return wait_terminal(client, job_id)
 
 
 def refused(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

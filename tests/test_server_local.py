@@ -9,13 +9,13 @@ import hmac
 import json
 import os
 import stat
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import chat, write_jsonl
+from job_events import wait_event, wait_terminal
 from server_doubles import FAKE, FINAL, FakeServer
 
 from synth_lab.server.limits import Limits, fair_order
@@ -55,13 +55,7 @@ def upload(client: httpx.Client, tmp_path: Path, records: int = 4) -> str:
 
 def finish(client: httpx.Client, job_id: str) -> dict[str, Any]:
     client.post(f"/learning/jobs/{job_id}/start", json={})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        doc = client.get(f"/learning/jobs/{job_id}").json()
-        if doc["status"] in ("succeeded", "failed", "cancelled"):
-            return dict(doc)
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
+    return wait_terminal(client, job_id)
 
 
 def mode(path: Path) -> int:
@@ -152,10 +146,7 @@ def test_the_queue_is_fair_across_tenants(tmp_path: Path) -> None:
         # Carol's long job holds the only GPU while the others queue up.
         blocker = carol.post("/learning/jobs", json=job(upload(carol, tmp_path, 5000))).json()["id"]
         carol.post(f"/learning/jobs/{blocker}/start", json={})
-        for _ in range(1200):  # until its worker runs (bounded)
-            if carol.get(f"/learning/jobs/{blocker}").json()["status"] == "running":
-                break
-            time.sleep(0.05)
+        wait_event(carol, blocker, "sft.training.started")  # its worker runs
         a_file, b_file = upload(alice, tmp_path, 5), upload(bob, tmp_path, 5)
         a_jobs = [alice.post("/learning/jobs", json=job(a_file)).json()["id"] for _ in "123"]
         b_job = bob.post("/learning/jobs", json=job(b_file)).json()["id"]
