@@ -187,13 +187,18 @@ def test_an_interrupt_stops_the_sweep_and_keeps_what_finished(tmp_path: Path) ->
     assert sweep.best is sweep.runs[0]
     assert sweep.to_dict()["status"] == "interrupted"
 
+    finished = sweep.runs[0].result.final_dir / "training_summary.json"
+    written = finished.stat().st_mtime_ns
     resumed = run_sweep(
         base(), {LR: [1e-3, 2e-3, 3e-3]}, sample_path(), output_dir=tmp_path / "s",
         max_steps=3, live=False, resume=True,
     )  # fmt: skip
     assert [r.status for r in resumed.runs] == ["succeeded"] * 3
     first, second, third = resumed.runs
-    assert first.result is None and first.train_loss == sweep.runs[0].train_loss  # not rerun
+    # The finished run is read back from its folder, not trained again.
+    assert finished.stat().st_mtime_ns == written
+    assert first.result.steps == 3 and first.result.final_dir == sweep.runs[0].result.final_dir
+    assert first.result.train_loss == first.train_loss == sweep.runs[0].train_loss
     assert second.result.summary["start_step"] == sweep.runs[1].steps > 0  # from its checkpoint
     assert second.steps == third.steps == 3
 

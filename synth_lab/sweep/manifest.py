@@ -151,8 +151,10 @@ def load(folder: str | os.PathLike[str]) -> SweepResult:
 def rebuild(manifest: Manifest) -> SweepResult:
     """The runs a manifest describes, with their recorded state and metric points."""
     from synth_lab.train.metrics import read_jsonl
+    from synth_lab.train.result import TrainResult
 
     data = manifest.data
+    remote = data.get("mode") == "remote"
     base = SFTConfig.from_toml(data["base"])
     points = grid(base, [p["overrides"] for p in data["points"]])
     runs = []
@@ -170,8 +172,9 @@ def rebuild(manifest: Manifest) -> SweepResult:
         history = manifest.folder / point.name / "metrics.jsonl"
         if history.is_file():
             run.live_points = [p.to_dict() for p in read_jsonl(history)]
+        if not remote and run.status is Status.SUCCEEDED:  # read back, not trained again
+            run.result = TrainResult.from_folder(manifest.folder / point.name)
         runs.append(run)
-    remote = data.get("mode") == "remote"
     status = Status.parse(data.get("status"), Status.SUCCEEDED)  # "completed" before
     backend = data.get("settings", {}).get("backend") if remote else None
     return SweepResult(runs, status=status, output_dir=manifest.folder.resolve(), backend=backend)

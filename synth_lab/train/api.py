@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -10,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from synth_lab._deps import require
+from synth_lab._files import atomic_write_text
 from synth_lab._notebook import in_notebook
 from synth_lab.config import SFTConfig, load_config
 from synth_lab.errors import DatasetError, TrainingError
 from synth_lab.status import Status
 from synth_lab.train.metrics import JSONLLogger, LoggerGroup, MemoryLogger, as_logger, read_jsonl
-from synth_lab.train.result import TrainResult
+from synth_lab.train.result import EVAL_FILE, TrainResult
 from synth_lab.train.spec import StopSignal, TrainSpec
 
 
@@ -181,6 +183,8 @@ def _evaluate(result: TrainResult, evaluation: Any, validation: Any, out: Path) 
         jsonl.close()
     result.points.append(point)
     result.summary["eval"] = {"records": len(report.rows), "rows": report.rows}
+    # Kept on disk too: a rerun of a finished sweep reads the generations back.
+    atomic_write_text(out / EVAL_FILE, json.dumps(result.summary["eval"], default=str))
 
 
 def _resume_note(summary: dict, out: Path, command: str | None) -> str:

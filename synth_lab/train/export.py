@@ -11,9 +11,7 @@ from typing import Any
 
 from synth_lab._files import atomic_write_text
 from synth_lab.train.checkpoint import copy_model_files
-
-FINAL_DIR = "final"
-SUMMARY_FILE = "training_summary.json"
+from synth_lab.train.result import FINAL_DIR, SUMMARY_FILE
 
 
 def write_final(

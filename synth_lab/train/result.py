@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,10 +10,21 @@ from typing import TYPE_CHECKING, Any
 
 from synth_lab._html import escape, no_math
 from synth_lab.status import Status
-from synth_lab.train.metrics import EVAL_SCORE, TRAIN_LOSS, VAL_LOSS, MetricPoint, points_frame
+from synth_lab.train.metrics import (
+    EVAL_SCORE,
+    TRAIN_LOSS,
+    VAL_LOSS,
+    MetricPoint,
+    points_frame,
+    read_jsonl,
+)
 
 if TYPE_CHECKING:
     from synth_lab.train.compare import Comparison
+
+FINAL_DIR = "final"  # the finished model or adapter, inside the run folder
+SUMMARY_FILE = "training_summary.json"  # the summary, inside final/
+EVAL_FILE = "eval.json"  # the evaluation hook's generations and scores, in the run folder
 
 
 @dataclass
@@ -56,6 +68,23 @@ class TrainResult:
             points=list(points),
             summary=dict(summary),
         )
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike[str]) -> TrainResult | None:
+        """The result of the completed run in ``folder``, read back from what it wrote
+        (``final/training_summary.json``, ``metrics.jsonl``, ``eval.json``); ``None`` when the
+        run did not complete there."""
+        folder = Path(folder)
+        summary_file = folder / FINAL_DIR / SUMMARY_FILE
+        if not summary_file.is_file():
+            return None
+        summary = json.loads(summary_file.read_text())
+        history = folder / "metrics.jsonl"
+        points = read_jsonl(history) if history.is_file() else []
+        if (folder / EVAL_FILE).is_file():
+            summary["eval"] = json.loads((folder / EVAL_FILE).read_text())
+        summary.setdefault("final_dir", str(folder / FINAL_DIR))
+        return cls.from_summary(summary, points)
 
     @property
     def metrics(self) -> Any:
