@@ -17,6 +17,7 @@ from conftest import GOLDEN, chat, write_jsonl
 from synth_lab.config import SFTConfig
 from synth_lab.errors import ConfigError
 from synth_lab.plan import Plan, estimate, resolve_shape
+from synth_lab.plan.timecost import tokens_from_characters
 
 SEED_32B = GOLDEN / "seed_qwen3_32b_fsdp_4xh100.toml"
 LORA = {"training.mode": "lora", "hyperparameters.train_kind": "peft"}
@@ -306,6 +307,8 @@ def test_dry_run_times_only_the_examples_it_uses(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "t.jsonl", [chat("x" * 400, "y" * 400)] * 40)
     whole, first = dry_run(SEED_32B, data), dry_run(SEED_32B, data, examples=10)
     assert whole.plan.time["tokens"] == 4 * first.plan.time["tokens"] > 0
+    # Counted in the validation pass; the same figure as reading the file for it.
+    assert whole.plan.time["tokens"] == tokens_from_characters(data).per_epoch
 
 
 @pytest.mark.parametrize(

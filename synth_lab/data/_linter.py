@@ -19,6 +19,7 @@ import orjson
 from synth_lab.data._records import inspect_record
 from synth_lab.errors import Problem
 
+MARKUP_CHARACTERS = 16  # a message's share of the chat template, for token estimates
 DUPLICATE_TRACK_LIMIT = 3_000_000
 """Records whose hashes are kept for duplicate detection (8 bytes each, sorted at the end)."""
 
@@ -67,11 +68,16 @@ class Linter:
     Attributes:
         records: Non-blank lines (or records) seen, valid or not.
         valid_records: Records without errors.
+        characters: Characters of every message's content, plus 16 a message for the chat
+            template's markup: the planner's token estimate, counted in the same pass.
+        message_records: Records with a ``messages`` list (those ``characters`` counts).
     """
 
     def __init__(self) -> None:
         self.records = 0
         self.valid_records = 0
+        self.characters = 0
+        self.message_records = 0
         self._with_assistant = 0
         self._hashes = array("q")
         self._lines: array[int] | None = None  # materialised only once lines stop being dense
@@ -161,6 +167,14 @@ class Linter:
 
     def _accept(self, record: object, key: bytes | None, line: int) -> list[Problem]:
         problems, has_assistant = inspect_record(record, line)
+        messages = record.get("messages") if type(record) is dict else None
+        if type(messages) is list:
+            self.message_records += 1
+            for m in messages:
+                if type(m) is dict:
+                    content = m.get("content")
+                    text = content if type(content) is str else str(content or "")
+                    self.characters += len(text) + MARKUP_CHARACTERS
         if has_assistant:
             self._with_assistant += 1
         if key is not None and isinstance(record, dict):

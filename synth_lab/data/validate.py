@@ -119,6 +119,8 @@ class LintReport:
         valid_records: Records without errors.
         omitted_errors: Errors found but not kept in ``problems``.
         omitted_warnings: Warnings found but not kept in ``problems``.
+        characters: Message characters (plus template markup), for the planner's token estimate.
+        message_records: Records with a ``messages`` list.
     """
 
     path: str | None
@@ -127,6 +129,8 @@ class LintReport:
     valid_records: int = 0
     omitted_errors: int = 0
     omitted_warnings: int = 0
+    characters: int = 0
+    message_records: int = 0
 
     @property
     def errors(self) -> list[Problem]:
@@ -197,6 +201,8 @@ class _Collector:
             linter.valid_records,
             self.omitted_errors,
             self.omitted_warnings,
+            linter.characters,
+            linter.message_records,
         )
 
 

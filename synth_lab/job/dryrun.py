@@ -30,7 +30,7 @@ from synth_lab.job.payload import (
 )
 from synth_lab.job.report import dry_run_html, format_dry_run
 from synth_lab.plan import Plan, estimate
-from synth_lab.plan.timecost import tokens_from_characters
+from synth_lab.plan.timecost import tokens_from_counts
 
 
 @dataclass(frozen=True)
@@ -285,7 +285,7 @@ def dry_run(
     train_path = dataset if dataset is not None else cfg.dataset_path
     val_path = validation_dataset if validation_dataset is not None else cfg.validation_path
 
-    subset_tokens = None
+    estimated = None
     with ExitStack() as stack:
         if train_path is None:
             training = _missing_file(
@@ -299,14 +299,15 @@ def dry_run(
             used = Path(train_path)
             if examples is not None:
                 used = stack.enter_context(first_examples(used, examples))
-                subset_tokens = tokens_from_characters(used)  # the plan times the subset
-            training = _check_file("training", used)
+            report = lint_file(used)
+            # The plan's token estimate comes from the same pass (of the subset, if one).
+            estimated = tokens_from_counts(report.characters, report.message_records)
             training = FileCheck(
                 "training",
                 str(train_path),
-                training.records,
-                training.valid_records,
-                training.problems,
+                report.records,
+                report.valid_records,
+                list(report.problems),
             )
         validation = None
         if val_path is not None:
@@ -334,7 +335,7 @@ def dry_run(
     payload = request_form_payload(
         payload, form, total_steps=total_steps, suffix=suffix, integrations=integrations
     )
-    plan_tokens = tokens or subset_tokens
+    plan_tokens = (tokens or estimated) if training.valid_records else None
     plan, plan_error = _plan(cfg, train_path if training.valid_records else None, plan_tokens)
     return DryRun(
         config=cfg,

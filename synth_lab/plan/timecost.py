@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synth_lab.data._linter import MARKUP_CHARACTERS
 from synth_lab.plan.memory import Setup
 from synth_lab.plan.shapes import ModelShape
 
@@ -33,7 +34,11 @@ class Tokens:
 
 
 def tokens_from_characters(path: str | os.PathLike[str]) -> Tokens:
-    """Estimate tokens from the characters of every message (about 4 per token in English)."""
+    """Estimate tokens from the characters of every message (about 4 per token in English).
+
+    The dry run has these counts from its validation pass already (:func:`tokens_from_counts`);
+    this reads the file for callers that have not validated it.
+    """
     chars = records = 0
     with Path(path).open(encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -49,13 +54,17 @@ def tokens_from_characters(path: str | os.PathLike[str]) -> Tokens:
             records += 1
             for m in messages:
                 if isinstance(m, dict):
-                    chars += len(str(m.get("content") or "")) + 16  # + the template's markup
-    per_epoch = round(chars / CHARS_PER_TOKEN)
+                    chars += len(str(m.get("content") or "")) + MARKUP_CHARACTERS
+    return tokens_from_counts(chars, records)
+
+
+def tokens_from_counts(characters: int, records: int) -> Tokens:
+    """The character-based estimate from counts (a linter's ``characters``, ``message_records``)."""
     how = (
-        f"estimated from {chars:,} characters at {CHARS_PER_TOKEN:g} per token "
+        f"estimated from {characters:,} characters at {CHARS_PER_TOKEN:g} per token "
         "(no tokenizer at hand; pass tokens= or count them with the dry run's --tokens)"
     )
-    return Tokens(per_epoch, records, how)
+    return Tokens(round(characters / CHARS_PER_TOKEN), records, how)
 
 
 def flops_per_token(shape: ModelShape, s: Setup, trainable: int, context: int) -> tuple[float, str]:
