@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_train_support import config_text, records, shared_cache
@@ -118,3 +119,40 @@ def test_comparison_marks_changed_words_and_escapes() -> None:
     assert comparison.to_dict()["rows"][1] == {
         "prompt": "same", "base": "x", "finetuned": "x", "changed": False
     }  # fmt: skip
+
+
+def test_evaluate_from_the_cli_and_the_magics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], shell: Any
+) -> None:
+    from conftest import write_jsonl
+
+    from synth_lab.cli import main
+
+    val = write_jsonl(tmp_path / "val.jsonl", records(2, seed=3))
+    train = write_jsonl(tmp_path / "train.jsonl", records(8))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(config_text(extra=f'[data]\nvalidation_path = "{val}"'))
+
+    out = tmp_path / "cli"
+    code = main(["train", str(cfg), "--local", "--dataset", str(train), "--max-steps", "1",
+                 "--output-dir", str(out), "--evaluate", "contains", "--json"])  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and 0.0 <= result["eval_score"] <= 1.0
+    assert json.loads((out / "eval.json").read_text())["records"] == 2
+    # Only a local run generates: elsewhere the flag is an error, before anything runs.
+    code = main(["train", str(cfg), "--dataset", str(train), "--evaluate", "exact"])
+    assert code == 1 and "--evaluate scores local runs only" in capsys.readouterr().err
+
+    trained = shell.run_line_magic(
+        "sft_train",
+        f"--local --config {cfg} --dataset {train} --max-steps 1 "
+        f"--output-dir {tmp_path / 'magic'} --evaluate exact",
+    )
+    assert trained.eval_score is not None
+    sweep = shell.run_line_magic(
+        "sft_sweep",
+        f"--config {cfg} --dataset {train} --max-steps 1 --output-dir {tmp_path / 'sweep'} "
+        '--grid "hyperparameters.learning_rate=1e-3" --evaluate contains',
+    )
+    assert sweep.runs[0].result.eval_score is not None
+    assert "eval.score" in sweep.table.columns

@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
     local.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     local.add_argument("--nproc", type=int, help="processes to train with (DDP/FSDP)")
+    local.add_argument(
+        "--evaluate",
+        metavar="SCORER",
+        help="score generations on the validation set at the end (exact, contains, "
+        "regex:PATTERN): eval.score in the result",
+    )
 
     add_serve_parser(sub)
     add_plan_parser(sub)

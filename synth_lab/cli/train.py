@@ -31,6 +31,8 @@ def run_train(args: argparse.Namespace) -> int:
         check_examples(args.examples)
     if args.local and args.remote:
         raise SynthLabError("--local and --remote exclude each other", hint="pick one")
+    if args.evaluate and (args.dry_run or not args.local):
+        raise SynthLabError("--evaluate scores local runs only", hint="add --local")
     if args.local and not args.dry_run:
         return run_local(args, config)
     if not args.dry_run:
@@ -72,6 +74,7 @@ def run_local(args: argparse.Namespace, config: str) -> int:
         logger=TextLogger(sys.stderr),
         live=False,
         examples=args.examples,
+        evaluation=args.evaluate,
     )
     if result.summary.get("rank", 0) != 0:
         pass  # one rank of a torchrun/srun job: rank 0 reports for all

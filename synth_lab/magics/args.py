@@ -41,6 +41,7 @@ class TrainArgs:
     nproc: int | None
     attach: str | None
     wait: bool
+    evaluate: str | None = None
 
     @classmethod
     def parse(cls, args: Any) -> TrainArgs:
@@ -60,6 +61,7 @@ class TrainArgs:
             nproc=args.nproc,
             attach=args.attach,
             wait=not args.no_wait,
+            evaluate=args.evaluate,
         )
 
 

@@ -105,6 +105,11 @@ class SynthLabMagics(Magics):
     @argument("--nproc", type=int, help="--local: worker processes (CPU: gloo)")
     @argument("--attach", metavar="JOB_ID", help="--remote: watch an existing job")
     @argument("--no-wait", action="store_true", help="--remote: submit and return at once")
+    @argument(
+        "--evaluate",
+        metavar="SCORER",
+        help="--local: score generations on the validation set (exact, contains, regex:PATTERN)",
+    )
     @line_magic
     def sft_train(self, line: str) -> Any:
         """Check (--dry-run) or run an SFT job from a config made with %%sft_config.
@@ -117,6 +122,8 @@ class SynthLabMagics(Magics):
         opts = TrainArgs.parse(parse_line(self.sft_train, line))
         if opts.local and opts.remote:
             raise SynthLabError("--local and --remote exclude each other", hint="pick one")
+        if opts.evaluate and (opts.dry_run or not opts.local):
+            raise SynthLabError("--evaluate scores local runs only", hint="add --local")
         if opts.examples is not None:
             from synth_lab.data.examples import check_examples
 
@@ -195,6 +202,7 @@ class SynthLabMagics(Magics):
             examples=opts.examples,
             live=True,
             resume_command=f"%sft_train {again.strip()}",
+            evaluation=opts.evaluate,
         )
 
     def _train_remote(self, opts: TrainArgs) -> Any:
@@ -293,6 +301,12 @@ class SynthLabMagics(Magics):
     @argument("--parallel", type=int, default=1, help="remote jobs in flight at once")
     @argument("--resume", action="store_true", help="continue the sweep in --output-dir")
     @argument("--early-stop", choices=["median", "halving"], help="stop weak runs early")
+    @argument(
+        "--evaluate",
+        metavar="SCORER",
+        help="score each local run's generations on the validation set (exact, contains, "
+        "regex:PATTERN): the table's eval.score",
+    )
     @line_magic
     def sft_sweep(self, line: str) -> Any:
         """Train a sweep (a grid or a random search) and compare the runs (a live table and plot).
@@ -330,5 +344,6 @@ class SynthLabMagics(Magics):
             budget=opts.budget,
             search_seed=opts.search_seed,
             early_stop=opts.early_stop,
+            evaluation=opts.evaluate,
         )
         return self._bind(opts.name, result)

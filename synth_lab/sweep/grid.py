@@ -212,6 +212,7 @@ class SweepArgs:
     budget: int | None = None
     search_seed: int = 0
     early_stop: str | None = None
+    evaluate: str | None = None
 
     @classmethod
     def parse(cls, args: Any) -> SweepArgs:
@@ -255,4 +256,5 @@ class SweepArgs:
             budget=getattr(args, "budget", None),
             search_seed=getattr(args, "search_seed", None) or 0,
             early_stop=getattr(args, "early_stop", None),
+            evaluate=getattr(args, "evaluate", None),
         )

@@ -153,7 +153,8 @@ def run(
     start = summary.get("start_step", 0)
     points = [p for p in prior if p.step <= start] + memory.points
     result = TrainResult.from_summary(summary, points)
-    if evaluation is not None and result.status is Status.SUCCEEDED:
+    # One rank of a torchrun/srun job: rank 0 evaluates (and writes the metrics) for all.
+    if evaluation is not None and result.status is Status.SUCCEEDED and not summary.get("rank"):
         _evaluate(result, evaluation, validation, out)
     return result
 
