@@ -26,7 +26,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from gpu_train import chats, tokenizer_folder  # noqa: E402
+from gpu_train import build, chats  # noqa: E402
 
 SMALL = {  # Qwen2.5-0.5B's layer shape, fewer layers: real kernels, minutes not hours
     "hidden_size": 896,
@@ -126,24 +126,6 @@ def varlen_vs_loop(device: str) -> dict[str, Any]:
     }
 
 
-def build_model(folder: Path, shape: dict[str, Any]) -> int:
-    import torch
-    from transformers import AutoModelForCausalLM, Qwen2Config
-
-    tokenizer = tokenizer_folder()
-    config = Qwen2Config(
-        **shape,
-        vocab_size=max(151936, len(tokenizer)),  # the real Qwen vocabulary
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return sum(p.numel() for p in model.parameters())
-
-
 def train_case(folder: Path, out: Path, kind: str, args: argparse.Namespace, **extra: Any) -> dict:
     from synth_lab.train import run
 
@@ -193,7 +175,9 @@ def main() -> None:
     report["varlen_vs_loop"] = varlen_vs_loop(device)
     with tempfile.TemporaryDirectory(prefix="gpu-smoke-") as tmp:
         folder = Path(tmp) / "model"
-        report["params"] = build_model(folder, TINY if args.smoke else SMALL)
+        # The real Qwen vocabulary: its output layer is what large-vocabulary paths are about.
+        shape = {**(TINY if args.smoke else SMALL), "vocab_size": 151936}
+        report["params"] = build(folder, shape, "Qwen2Config")
         cases: dict[str, Any] = {}
         kinds = ["fft", "fft+ac", "lora"]
         if report["environment"]["bitsandbytes"]:

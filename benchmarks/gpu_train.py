@@ -93,13 +93,16 @@ def tokenizer_folder() -> Any:
     return build_tiny_tokenizer()
 
 
-def build(folder: Path, shape: dict[str, Any]) -> int:
+def build(folder: Path, shape: dict[str, Any], architecture: str = "Qwen3Config") -> int:
+    """A model of ``shape`` (a transformers config class's fields) saved with the tokenizer;
+    returns its parameter count."""
     import torch
-    from transformers import AutoModelForCausalLM, Qwen3Config
+    import transformers
+    from transformers import AutoModelForCausalLM
 
     tokenizer = tokenizer_folder()
     vocab = max(shape.get("vocab_size", 0), len(tokenizer))
-    config = Qwen3Config(
+    config = getattr(transformers, architecture)(
         **{**shape, "vocab_size": vocab},
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,

@@ -148,7 +148,7 @@ def child_synth_lab(work: Path, args: argparse.Namespace, bf16: bool) -> dict[st
 def child_trl(work: Path, args: argparse.Namespace, variant: str) -> dict[str, Any]:
     import datasets
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     torch.manual_seed(0)
@@ -191,6 +191,14 @@ def child_trl(work: Path, args: argparse.Namespace, variant: str) -> dict[str, A
         **options,
     )
     trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer)
+    return timed_trl_train(trainer, args.warmup)
+
+
+def timed_trl_train(trainer: Any, warmup: int) -> dict[str, Any]:
+    """Train ``trainer`` (a TRL ``SFTTrainer``), counting the real (unpadded) tokens of every
+    batch and the time of every step; tokens/s from the end of the warm-up steps to the last."""
+    from transformers import TrainerCallback
+
     tokens: list[int] = []
     collate = trainer.data_collator
 
@@ -209,9 +217,8 @@ def child_trl(work: Path, args: argparse.Namespace, variant: str) -> dict[str, A
 
     trainer.add_callback(Clock())
     trainer.train()
-    w = args.warmup
     return {
-        "tokens_per_second": sum(tokens[w : len(times)]) / (times[-1] - times[w - 1]),
+        "tokens_per_second": sum(tokens[warmup : len(times)]) / (times[-1] - times[warmup - 1]),
         "steps": len(times),
     }
 

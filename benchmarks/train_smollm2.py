@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_cpu import chat_records, cpu_name, torch_version
+from train_cpu import chat_records, cpu_name, timed_trl_train, torch_version
 
 MODEL = "synth-lab/smollm2-135m-instruct"
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -62,7 +62,7 @@ def child_trl(work: Path, args: argparse.Namespace, variant: str) -> dict[str, A
     import datasets
     import torch
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     from synth_lab.models import local_model_path
@@ -94,29 +94,7 @@ def child_trl(work: Path, args: argparse.Namespace, variant: str) -> dict[str, A
     data = datasets.Dataset.from_list(records)
     trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
                          peft_config=lora)  # fmt: skip
-    tokens: list[int] = []
-    collate = trainer.data_collator
-
-    def counting(features: Any) -> Any:
-        out = collate(features)
-        mask = out.get("attention_mask")
-        tokens.append(int(mask.sum()) if mask is not None else int(out["input_ids"].numel()))
-        return out
-
-    trainer.data_collator = counting
-    times: list[float] = []
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, *_: Any, **__: Any) -> None:
-            times.append(time.perf_counter())
-
-    trainer.add_callback(Clock())
-    trainer.train()
-    w = args.warmup
-    return {
-        "tokens_per_second": sum(tokens[w : len(times)]) / (times[-1] - times[w - 1]),
-        "steps": len(times),
-    }
+    return timed_trl_train(trainer, args.warmup)
 
 
 def child(variant: str, work: Path, args: argparse.Namespace) -> None:

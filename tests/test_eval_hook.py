@@ -73,33 +73,27 @@ def test_bad_evaluation_fails_before_training(tmp_path: Path) -> None:
 def test_a_sweep_scores_every_run(tmp_path: Path) -> None:
     from synth_lab.sweep import run_sweep
 
-    sweep = run_sweep(
-        config_text(),
-        {"hyperparameters.learning_rate": [1e-3, 2e-3]},
-        records(8),
-        max_steps=1,
-        output_dir=tmp_path / "sweep",
-        validation_dataset=records(2, seed=3),
-        evaluation=Evaluation(lambda reply, ref: float(isinstance(reply, str)), max_new_tokens=4),
-        live=False,
-    )
+    def sweep_with(scorer: Any, **kwargs: Any) -> Any:
+        return run_sweep(
+            config_text(),
+            {"hyperparameters.learning_rate": [1e-3, 2e-3]},
+            records(8),
+            max_steps=1,
+            output_dir=tmp_path / "sweep",
+            validation_dataset=records(2, seed=3),
+            evaluation=Evaluation(scorer, max_new_tokens=4),
+            live=False,
+            **kwargs,
+        )
+
+    sweep = sweep_with(lambda reply, ref: float(isinstance(reply, str)))
     assert [r.status for r in sweep.runs] == ["succeeded", "succeeded"]
     assert [r.result.eval_score for r in sweep.runs] == [1.0, 1.0]
 
     # Rerunning the finished sweep (a notebook run twice) reads every run back from disk:
     # scores, generations and the model folder, with nothing trained or generated again.
     scorer_calls: list[str] = []
-    again = run_sweep(
-        config_text(),
-        {"hyperparameters.learning_rate": [1e-3, 2e-3]},
-        records(8),
-        max_steps=1,
-        output_dir=tmp_path / "sweep",
-        validation_dataset=records(2, seed=3),
-        evaluation=Evaluation(lambda reply, ref: scorer_calls.append(reply) or 0.0),
-        live=False,
-        resume=True,
-    )
+    again = sweep_with(lambda reply, ref: scorer_calls.append(reply) or 0.0, resume=True)
     assert scorer_calls == []
     for old, new in zip(sweep.runs, again.runs, strict=True):
         assert new.result.eval_score == old.result.eval_score == 1.0

@@ -58,6 +58,18 @@ UNPARSED: Any = object()
 """:attr:`Linter.last_record` after a line that was not plain JSON (blank, broken, lenient)."""
 
 
+def message_characters(messages: list[Any]) -> int:
+    """Characters of every message's content plus the template's markup: what the planner
+    turns into a token estimate when no tokenizer is at hand."""
+    total = 0
+    for m in messages:
+        if type(m) is dict:
+            content = m.get("content")
+            text = content if type(content) is str else str(content or "")
+            total += len(text) + MARKUP_CHARACTERS
+    return total
+
+
 class Linter:
     """Checks records one at a time and keeps the cross-record state (counts, duplicates).
 
@@ -170,11 +182,7 @@ class Linter:
         messages = record.get("messages") if type(record) is dict else None
         if type(messages) is list:
             self.message_records += 1
-            for m in messages:
-                if type(m) is dict:
-                    content = m.get("content")
-                    text = content if type(content) is str else str(content or "")
-                    self.characters += len(text) + MARKUP_CHARACTERS
+            self.characters += message_characters(messages)
         if has_assistant:
             self._with_assistant += 1
         if key is not None and isinstance(record, dict):

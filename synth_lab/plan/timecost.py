@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synth_lab.data._linter import MARKUP_CHARACTERS
+from synth_lab.data._linter import message_characters
 from synth_lab.plan.memory import Setup
 from synth_lab.plan.shapes import ModelShape
 
@@ -52,9 +52,7 @@ def tokens_from_characters(path: str | os.PathLike[str]) -> Tokens:
             if not isinstance(messages, list):
                 continue
             records += 1
-            for m in messages:
-                if isinstance(m, dict):
-                    chars += len(str(m.get("content") or "")) + MARKUP_CHARACTERS
+            chars += message_characters(messages)
     return tokens_from_counts(chars, records)
 
 
